@@ -1,0 +1,162 @@
+"""`Attack`: the threat model and what every attack shares."""
+
+import keras
+from keras import ops
+
+from keras_adv import backend
+from keras_adv import losses
+from keras_adv import norms
+from keras_adv import validation
+from keras_adv.attacks.generate import generate
+
+
+class Attack:
+    """Base class of attacks: hyperparameters and pure computation.
+
+    An attack maps `(forward, x, y)` to `x_adv` inside the threat model: the
+    `norm` ball of radius `epsilon` around `x`, intersected with the valid
+    input range `clip`. `forward` is a pure function `x -> outputs` (logits or
+    probabilities); an attack never touches a model's variables, and stores
+    neither the function nor the data.
+
+    Subclasses implement `perturb(forward, x, y)` and extend `get_config`.
+
+    Args:
+        epsilon: the perturbation budget, on the scale of the inputs.
+        norm: `"linf"` or `"l2"`. Defaults to `"linf"`.
+        clip: the valid input range `(low, high)`, or `None` for unbounded
+            inputs. Inputs outside it are rejected. Defaults to `(0.0, 1.0)`.
+        targeted: if `True`, `y` holds target classes and the attack lowers
+            their loss instead of raising the loss of the true class.
+            Defaults to `False`.
+        loss: a callable `(y_true, y_pred) -> per-example losses`, or a
+            `keras.losses.Loss` (its unreduced values are used). `None` uses
+            crossentropy matched to the outputs (see `from_logits`).
+            Defaults to `None`.
+        from_logits: for the default loss, whether the model outputs logits.
+            `None` detects it per batch (probabilities lie in [0, 1] and sum
+            to 1). Defaults to `None`.
+        seed: integer seed of the attack's `keras.random.SeedGenerator`, for
+            random starts. Defaults to `None` (a random seed).
+    """
+
+    def __init__(
+        self,
+        epsilon,
+        norm="linf",
+        clip=(0.0, 1.0),
+        targeted=False,
+        loss=None,
+        from_logits=None,
+        seed=None,
+    ):
+        self.epsilon = validation.check_epsilon(epsilon)
+        self.norm = norms.check_norm(norm)
+        self.clip = validation.check_clip(clip)
+        self.targeted = bool(targeted)
+        if loss is not None and not callable(loss):
+            raise ValueError(
+                "Argument `loss` must be None or a callable "
+                f"(y_true, y_pred) -> per-example losses. Received: loss={loss!r}"
+            )
+        self.loss = loss
+        if from_logits not in (None, True, False):
+            raise ValueError(
+                "Argument `from_logits` must be None, True or False. "
+                f"Received: from_logits={from_logits!r}"
+            )
+        self.from_logits = from_logits
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def __call__(self, forward, x, y):
+        """Returns `x_adv` for inputs `x` with labels (or targets) `y`.
+
+        Runs eagerly or inside a traced function (`tf.function`, `jax.jit`,
+        a Keras `train_step`); value checks only run on concrete inputs.
+        The result is behind `stop_gradient`.
+        """
+        x = ops.convert_to_tensor(x)
+        y = ops.convert_to_tensor(y)
+        validation.check_static_inputs(x, y)
+        if backend.is_concrete(x):
+            num_classes = forward(x[:1]).shape[-1]
+            validation.check_concrete_inputs(x, y, num_classes, self.clip)
+        return ops.stop_gradient(self.perturb(forward, x, y))
+
+    def perturb(self, forward, x, y):
+        raise NotImplementedError(f"{type(self).__name__} must implement `perturb`.")
+
+    def generate(self, model, x, y=None, batch_size=128):
+        """Attacks `model` on a whole dataset, in batches; returns a NumPy array.
+
+        The attack is compiled once per model (not per batch): every batch,
+        the last one padded, has the same shape.
+
+        Args:
+            model: a `keras.Model` with one output (logits or probabilities).
+            x: inputs (NumPy array or tensor), or a `tf.data.Dataset` / any
+                iterable of `(x, y)` batches (then leave `y` as `None`).
+            y: labels (or targets, when `targeted`) for array inputs.
+            batch_size: examples per batch for array inputs. Defaults to 128.
+        """
+        return generate(self, model, x, y, batch_size)
+
+    def objective(self, forward, y):
+        """Per-example function the attack maximises: the loss, negated if targeted."""
+        loss_fn = self._loss_fn()
+        sign = -1.0 if self.targeted else 1.0
+
+        def per_example(x):
+            return sign * ops.cast(loss_fn(y, forward(x)), "float32")
+
+        return per_example
+
+    def _loss_fn(self):
+        if self.loss is None:
+            return lambda y_true, y_pred: losses.crossentropy(
+                y_true, y_pred, self.from_logits
+            )
+        if isinstance(self.loss, keras.losses.Loss):
+            return self.loss.call  # unreduced: one value per example
+        return self.loss
+
+    def project(self, x, x_adv):
+        """Moves `x_adv` into the threat model around `x` (ball, then `clip`)."""
+        x_adv = x + norms.project_to_ball(x_adv - x, self.epsilon, self.norm)
+        if self.clip is not None:
+            x_adv = ops.clip(x_adv, self.clip[0], self.clip[1])
+        return x_adv
+
+    def random_start_points(self, x, count=1):
+        """`count` uniform draws from the threat model around `x`, stacked."""
+        x_rep = ops.tile(x, (count,) + (1,) * (len(x.shape) - 1))
+        delta = norms.random_in_ball(
+            ops.shape(x_rep), self.epsilon, self.norm, self.seed_generator, x.dtype
+        )
+        starts = self.project(x_rep, x_rep + delta)
+        return ops.reshape(starts, (count, -1) + tuple(x.shape[1:]))
+
+    def get_config(self):
+        return {
+            "epsilon": self.epsilon,
+            "norm": self.norm,
+            "clip": self.clip,
+            "targeted": self.targeted,
+            "loss": keras.saving.serialize_keras_object(self.loss),
+            "from_logits": self.from_logits,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("loss") is not None:
+            config["loss"] = keras.saving.deserialize_keras_object(config["loss"])
+        if config.get("clip") is not None:
+            config["clip"] = tuple(config["clip"])
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"

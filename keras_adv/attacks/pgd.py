@@ -1,0 +1,128 @@
+"""Projected gradient descent (PGD), the iterative first-order attack."""
+
+import keras
+from keras import ops
+
+from keras_adv import backend
+from keras_adv import norms
+from keras_adv import validation
+from keras_adv.attacks.attack import Attack
+
+
+@keras.saving.register_keras_serializable(package="keras_adv")
+class PGD(Attack):
+    """Projected gradient descent on the loss, within an L-inf or L2 ball.
+
+    Paper: "Towards Deep Learning Models Resistant to Adversarial Attacks",
+    Madry et al. 2017, arXiv:1706.06083. Without a random start it is the
+    basic iterative method (BIM) of Kurakin et al. 2016, arXiv:1607.02533.
+
+    Threat model: `||x_adv - x|| <= epsilon` in the chosen `norm`, and
+    `x_adv` inside `clip`. Each step moves along the steepest-ascent
+    direction of the loss of the true class (`sign` of the gradient for
+    L-inf, the normalised gradient for L2), then projects back onto the ball
+    and the valid range. With `restarts > 1`, each example keeps the result
+    of the restart with the highest final loss.
+
+    Args:
+        epsilon: the perturbation budget, on the scale of the inputs.
+        norm: `"linf"` or `"l2"`. Defaults to `"linf"`.
+        steps: number of gradient steps (run in a `keras.ops.fori_loop`, so
+            compile time does not grow with it). Defaults to 10.
+        step_size: the size of each step in `norm`. Defaults to `None`:
+            `2.5 * epsilon / steps` (Madry et al.).
+        random_start: start from a uniform draw in the ball instead of `x`.
+            Defaults to `True`.
+        restarts: independent random starts; each example keeps its worst
+            case. Needs `random_start=True` when above 1. Defaults to 1.
+        clip, targeted, loss, from_logits, seed: see `keras_adv.attacks.Attack`.
+
+    Example:
+
+    >>> import numpy as np, keras
+    >>> from keras_adv.attacks import PGD
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    >>> x = np.random.rand(8, 4).astype("float32")
+    >>> y = np.arange(8) % 3
+    >>> x_adv = PGD(epsilon=0.1, steps=5, seed=0).generate(model, x, y)
+    >>> bool(np.abs(x_adv - x).max() <= 0.1 + 1e-6)
+    True
+    """
+
+    def __init__(
+        self,
+        epsilon,
+        norm="linf",
+        steps=10,
+        step_size=None,
+        random_start=True,
+        restarts=1,
+        clip=(0.0, 1.0),
+        targeted=False,
+        loss=None,
+        from_logits=None,
+        seed=None,
+    ):
+        super().__init__(epsilon, norm, clip, targeted, loss, from_logits, seed)
+        self.steps = validation.check_positive(steps, "steps", integer=True)
+        self.step_size = validation.check_positive(
+            step_size, "step_size", allow_none=True
+        )
+        self.random_start = bool(random_start)
+        self.restarts = validation.check_positive(restarts, "restarts", integer=True)
+        if self.restarts > 1 and not self.random_start:
+            raise ValueError(
+                "Argument `restarts` above 1 needs `random_start=True` (without "
+                "a random start every restart is the same). "
+                f"Received: restarts={restarts}"
+            )
+
+    def effective_step_size(self):
+        """The step size in use: `step_size`, or `2.5 * epsilon / steps`."""
+        if self.step_size is not None:
+            return self.step_size
+        return 2.5 * self.epsilon / self.steps
+
+    def perturb(self, forward, x, y):
+        objective = self.objective(forward, y)
+        if self.restarts == 1:
+            start = self.random_start_points(x)[0] if self.random_start else x
+            return self._ascend(objective, x, start)
+        starts = self.random_start_points(x, self.restarts)
+        best = self._ascend(objective, x, starts[0])
+        best_value = objective(best)
+        shape = (-1,) + (1,) * (len(x.shape) - 1)
+
+        def restart(r, state):
+            best, best_value = state
+            candidate = self._ascend(objective, x, ops.take(starts, r, axis=0))
+            value = objective(candidate)
+            better = ops.reshape(value > best_value, shape)
+            return ops.where(better, candidate, best), ops.maximum(value, best_value)
+
+        best, _ = ops.fori_loop(1, self.restarts, restart, (best, best_value))
+        return best
+
+    def _ascend(self, objective, x, start):
+        step_size = self.effective_step_size()
+
+        def total(x_adv):
+            return ops.sum(objective(x_adv))
+
+        def step(i, x_adv):
+            _, grad = backend.value_and_input_grad(total, x_adv)
+            direction = ops.cast(norms.normalize_grad(grad, self.norm), x_adv.dtype)
+            return self.project(x, x_adv + step_size * direction)
+
+        if self.steps == 1:
+            return step(0, start)
+        return ops.fori_loop(0, self.steps, step, start)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "steps": self.steps,
+            "step_size": self.step_size,
+            "random_start": self.random_start,
+            "restarts": self.restarts,
+        }

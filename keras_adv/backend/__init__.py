@@ -1,0 +1,42 @@
+"""The only place keras-adv touches a deep learning framework.
+
+The implementation is chosen once, at import, from `keras.backend.backend()`.
+Everything outside this package is written in `keras.ops` / `keras.random`.
+
+Public functions:
+
+- `value_and_input_grad(loss_fn, x)`: `(loss_fn(x), d loss_fn / d x)` where
+  `loss_fn` maps a tensor to a scalar tensor. Gradients are taken with
+  respect to the input only; model variables are treated as constants.
+- `compile_fn(fn, state)`: compile `fn(*tensors)` once for repeated calls
+  (`tf.function`, `jax.jit`, eager on torch). `state` lists the Keras
+  variables `fn` reads or updates (model weights, seed generator state), which
+  the JAX version threads through the compiled function explicitly.
+- `is_concrete(x)`: whether `x` holds values (eager), as opposed to a
+  symbolic tensor being traced. Data-dependent input checks only run on
+  concrete values.
+"""
+
+import keras
+
+_BACKEND = keras.backend.backend()
+
+if _BACKEND == "tensorflow":
+    from keras_adv.backend.tensorflow import compile_fn
+    from keras_adv.backend.tensorflow import is_concrete
+    from keras_adv.backend.tensorflow import value_and_input_grad
+elif _BACKEND == "jax":
+    from keras_adv.backend.jax import compile_fn
+    from keras_adv.backend.jax import is_concrete
+    from keras_adv.backend.jax import value_and_input_grad
+elif _BACKEND == "torch":
+    from keras_adv.backend.torch import compile_fn
+    from keras_adv.backend.torch import is_concrete
+    from keras_adv.backend.torch import value_and_input_grad
+else:
+    raise ImportError(
+        f"keras-adv does not support the Keras backend '{_BACKEND}'. "
+        "Set KERAS_BACKEND to one of 'tensorflow', 'jax' or 'torch'."
+    )
+
+__all__ = ["compile_fn", "is_concrete", "value_and_input_grad"]

@@ -1,0 +1,37 @@
+"""JAX implementation of the backend seam."""
+
+import jax
+import keras
+
+
+def value_and_input_grad(loss_fn, x):
+    return jax.value_and_grad(loss_fn)(x)
+
+
+def compile_fn(fn, state):
+    """`jax.jit` with Keras variables passed in and out explicitly.
+
+    Inside `jax.jit` a Keras variable can neither be read as a constant (it
+    would go stale) nor assigned (the tracer would leak), so `state` travels
+    through a `keras.StatelessScope` and its new values are assigned after.
+    """
+    state = list(state)
+
+    @jax.jit
+    def stateless(values, *args):
+        mapping = list(zip(state, values, strict=True))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            outputs = fn(*args)
+        return outputs, [scope.get_current_value(v) for v in state]
+
+    def call(*args):
+        outputs, values = stateless([v.value for v in state], *args)
+        for variable, value in zip(state, values, strict=True):
+            variable.assign(value)
+        return outputs
+
+    return call
+
+
+def is_concrete(x):
+    return not isinstance(x, jax.core.Tracer)

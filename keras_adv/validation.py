@@ -1,0 +1,126 @@
+"""Argument and input checks shared by attacks, models and callbacks.
+
+Each raises `ValueError` in Keras's words: the argument, the expectation,
+then `Received: name=value`.
+"""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_adv import backend
+
+
+def _fail(name, expectation, value):
+    raise ValueError(f"Argument `{name}` {expectation}. Received: {name}={value!r}")
+
+
+def check_epsilon(epsilon, name="epsilon"):
+    """A finite, non-negative perturbation budget, returned as a float."""
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)):
+        _fail(name, "must be a non-negative number", epsilon)
+    if not math.isfinite(epsilon) or epsilon < 0:
+        _fail(name, "must be a finite number >= 0", epsilon)
+    return float(epsilon)
+
+
+def check_positive(value, name, integer=False, allow_none=False):
+    """A finite number > 0 (an int >= 1 when `integer`), or `None` if allowed."""
+    if value is None and allow_none:
+        return None
+    if integer:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            _fail(name, "must be an integer >= 1", value)
+        if value < 1:
+            _fail(name, "must be an integer >= 1", value)
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        _fail(name, "must be a number > 0", value)
+    if not math.isfinite(value) or value <= 0:
+        _fail(name, "must be a finite number > 0", value)
+    return float(value)
+
+
+def check_clip(clip):
+    """`None` (unbounded inputs) or a finite pair `(low, high)` with low < high."""
+    if clip is None:
+        return None
+    try:
+        low, high = (float(v) for v in clip)
+    except (TypeError, ValueError):
+        _fail("clip", "must be None or a pair (low, high) such as (0.0, 1.0)", clip)
+    if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
+        _fail("clip", "must be a pair of finite numbers with low < high", clip)
+    return (low, high)
+
+
+def _is_float(x):
+    return "float" in keras.backend.standardize_dtype(x.dtype)
+
+
+def check_static_inputs(x, y):
+    """Checks what is known while tracing: dtype of `x` and batch sizes."""
+    if not _is_float(x):
+        _fail(
+            "x",
+            "must be a floating-point tensor (attacks differentiate with respect "
+            "to it); cast it, e.g. x.astype('float32') / 255.0",
+            f"<tensor of dtype {keras.backend.standardize_dtype(x.dtype)}>",
+        )
+    x_batch, y_batch = x.shape[0], y.shape[0]
+    if x_batch is not None and y_batch is not None and x_batch != y_batch:
+        raise ValueError(
+            "Arguments `x` and `y` must hold the same number of examples. "
+            f"Received: x.shape={tuple(x.shape)}, y.shape={tuple(y.shape)}"
+        )
+
+
+def check_concrete_inputs(x, y, num_classes, clip):
+    """Checks values: finite `x` inside `clip`, labels inside the class range.
+
+    Skipped for symbolic tensors (inside a compiled training step), where the
+    values are not known.
+    """
+    if not (backend.is_concrete(x) and backend.is_concrete(y)):
+        return
+    x = ops.convert_to_numpy(x)
+    if not np.all(np.isfinite(x)):
+        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+        _fail(
+            "x",
+            "must hold finite values only; remove or impute NaN/Inf",
+            f"<{bad} NaN or Inf values>",
+        )
+    if clip is not None and x.size:
+        low, high = float(x.min()), float(x.max())
+        if low < clip[0] - 1e-5 or high > clip[1] + 1e-5:
+            raise ValueError(
+                f"Argument `x` has values in [{low:g}, {high:g}], outside the valid "
+                f"input range clip={clip}. Scale the inputs to that range (e.g. "
+                "divide pixels by 255) or pass the attack the `clip` that matches "
+                "them (`clip=None` for unbounded inputs)."
+            )
+    _check_labels(ops.convert_to_numpy(y), num_classes)
+
+
+def _check_labels(y, num_classes):
+    if num_classes is None:
+        return
+    if y.ndim >= 2 and y.shape[-1] == num_classes and num_classes > 1:
+        return  # one-hot or soft targets
+    labels = y.reshape(-1)
+    if labels.size and (not np.all(labels == np.round(labels))):
+        _fail(
+            "y",
+            "must hold integer class labels or one-hot rows",
+            "<non-integer labels>",
+        )
+    high = max(num_classes, 2) - 1
+    if labels.size and (labels.min() < 0 or labels.max() > high):
+        raise ValueError(
+            f"Argument `y` must hold class labels in [0, {high}] for a model with "
+            f"{num_classes} output(s). Received: labels in "
+            f"[{labels.min():g}, {labels.max():g}]"
+        )
