@@ -2,6 +2,8 @@
 
 from keras import ops
 
+_EPSILON = 1e-7  # probabilities are clipped to [eps, 1 - eps] before the log
+
 
 def is_probability(y_pred):
     """Whether a batch of outputs looks like probabilities rather than logits.
@@ -18,16 +20,26 @@ def is_probability(y_pred):
     return ops.logical_and(inside, ops.all(ops.abs(sums - 1.0) < 1e-3))
 
 
-def _crossentropy(y_true, y_pred, from_logits):
+def _log_probabilities(y_pred, from_logits):
+    """`(log p, log (1 - p))` for binary outputs, `(log p, None)` otherwise."""
     if y_pred.shape[-1] == 1:
-        y_true = ops.reshape(ops.cast(y_true, y_pred.dtype), ops.shape(y_pred))
-        values = ops.binary_crossentropy(y_true, y_pred, from_logits=from_logits)
-        return ops.reshape(values, (-1,))
-    if len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] != 1:
-        y_true = ops.cast(y_true, y_pred.dtype)
-        return ops.categorical_crossentropy(y_true, y_pred, from_logits=from_logits)
-    y_true = ops.reshape(ops.cast(y_true, "int32"), (-1,))
-    return ops.sparse_categorical_crossentropy(y_true, y_pred, from_logits=from_logits)
+        if from_logits:
+            return ops.log_sigmoid(y_pred), ops.log_sigmoid(-y_pred)
+        p = ops.clip(y_pred, _EPSILON, 1.0 - _EPSILON)
+        return ops.log(p), ops.log(1.0 - p)
+    if from_logits:
+        return ops.log_softmax(y_pred, axis=-1), None
+    return ops.log(ops.clip(y_pred, _EPSILON, 1.0)), None
+
+
+def _targets(y_true, y_pred):
+    """Labels as a float target shaped like `y_pred` (one-hot for class ids)."""
+    classes = y_pred.shape[-1]
+    one_hot_given = len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] > 1
+    if classes == 1 or one_hot_given:
+        return ops.reshape(ops.cast(y_true, y_pred.dtype), ops.shape(y_pred))
+    labels = ops.reshape(ops.cast(y_true, "int32"), (-1,))
+    return ops.one_hot(labels, classes, dtype=y_pred.dtype)
 
 
 def crossentropy(y_true, y_pred, from_logits=None):
@@ -41,15 +53,22 @@ def crossentropy(y_true, y_pred, from_logits=None):
             with `is_probability`. Defaults to `None`.
 
     Returns:
-        A `(batch,)` tensor of losses.
+        A `(batch,)` float32 tensor of losses.
     """
     y_pred = ops.cast(y_pred, "float32")
-    if from_logits is not None:
-        return _crossentropy(y_true, y_pred, from_logits)
-    # Both branches are finite (Keras clips probabilities before the log),
-    # so `where` passes no NaN gradient from the branch it discards.
-    return ops.where(
-        is_probability(y_pred),
-        _crossentropy(y_true, y_pred, False),
-        _crossentropy(y_true, y_pred, True),
-    )
+    if from_logits is None:
+        # Both branches are finite, so `where` passes no NaN gradient from the
+        # branch it discards.
+        as_probs = is_probability(y_pred)
+        log_p, log_q = _log_probabilities(y_pred, False)
+        logit_p, logit_q = _log_probabilities(y_pred, True)
+        log_p = ops.where(as_probs, log_p, logit_p)
+        if log_q is not None:
+            log_q = ops.where(as_probs, log_q, logit_q)
+    else:
+        log_p, log_q = _log_probabilities(y_pred, from_logits)
+    target = _targets(y_true, y_pred)
+    values = target * log_p
+    if log_q is not None:
+        values = values + (1.0 - target) * log_q
+    return -ops.sum(values, axis=-1)

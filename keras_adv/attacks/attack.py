@@ -108,7 +108,14 @@ class Attack:
         sign = -1.0 if self.targeted else 1.0
 
         def per_example(x):
-            return sign * ops.cast(loss_fn(y, forward(x)), "float32")
+            values = loss_fn(y, forward(x))
+            if len(values.shape) != 1:
+                raise ValueError(
+                    "Argument `loss` must return one value per example, shape "
+                    f"(batch,). Received: a loss of shape {tuple(values.shape)}; "
+                    "pass a keras.losses.Loss or an unreduced function."
+                )
+            return sign * ops.cast(values, "float32")
 
         return per_example
 

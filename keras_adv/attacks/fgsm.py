@@ -35,8 +35,8 @@ class FGSM(PGD):
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     >>> x = np.full((2, 4), 0.5, dtype="float32")
     >>> x_adv = FGSM(epsilon=0.1).generate(model, x, np.array([0, 1]))
-    >>> sorted(set(np.round(np.abs(x_adv - x), 4).ravel()) - {0.0})
-    [0.1]
+    >>> np.allclose(np.abs(x_adv - x), 0.1)  # every pixel moves by epsilon
+    True
     """
 
     def __init__(

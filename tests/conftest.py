@@ -1,0 +1,58 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from keras_adv.data import load_digits  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """Digits flattened to 64 features in [0, 1]: ((x, y) train, (x, y) test)."""
+    (x_train, y_train), (x_test, y_test) = load_digits(seed=0)
+    return (x_train.reshape(-1, 64), y_train), (x_test.reshape(-1, 64), y_test)
+
+
+def mlp(activation=None, seed=0):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((64,)),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dense(10, activation=activation),
+        ]
+    )
+
+
+@pytest.fixture(scope="session")
+def trained_logits_model(digits):
+    """A small MLP trained on digits (about 95% test accuracy), outputs logits."""
+    (x_train, y_train), _ = digits
+    model = mlp()
+    model.compile(
+        keras.optimizers.Adam(1e-2),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    model.fit(x_train, y_train, epochs=15, batch_size=64, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="session")
+def trained_probs_model(trained_logits_model):
+    """The same network with a softmax head: outputs probabilities."""
+    return keras.Sequential([trained_logits_model, keras.layers.Softmax()])
+
+
+def forward_of(model):
+    return lambda x: model(x, training=False)
+
+
+def per_example_loss(model, x, y):
+    """Crossentropy per example, computed with NumPy from the logits."""
+    logits = np.asarray(model.predict(x, verbose=0), dtype="float64")
+    logits -= logits.max(axis=1, keepdims=True)
+    log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    return -log_probs[np.arange(len(y)), y]

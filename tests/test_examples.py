@@ -1,0 +1,40 @@
+"""The runnable examples: docstring examples and scripts under examples/."""
+
+import doctest
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from keras_adv.attacks import fgsm
+from keras_adv.attacks import pgd
+
+ROOT = pathlib.Path(__file__).parents[1]
+
+
+@pytest.mark.parametrize("module", [fgsm, pgd], ids=lambda m: m.__name__)
+def test_docstring_examples_run(module):
+    failures, tried = doctest.testmod(module, raise_on_error=False, verbose=False)
+    assert tried > 0 and failures == 0
+
+
+@pytest.mark.slow
+def test_quickstart_example_prints_the_table():
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "digits_quickstart.py"),
+            "--epochs",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("training"))
+    assert "clean acc" in header and "PGD-20 eps=0.2" in header
+    rows = [line for line in lines if line.startswith(("clean ", "PGD-7"))]
+    assert len(rows) == 2

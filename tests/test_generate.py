@@ -1,0 +1,69 @@
+"""`Attack.generate`: batching, dataset inputs, one compilation per model."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_adv import FGSM
+from keras_adv import PGD
+from tests.conftest import forward_of
+
+
+def test_generate_matches_one_direct_call_across_batch_boundaries(
+    trained_logits_model, digits
+):
+    _, (x, y) = digits  # 450 examples: batches of 128 leave a partial one
+    model = trained_logits_model
+    batched = FGSM(0.1).generate(model, x, y, batch_size=128)
+    direct = np.asarray(FGSM(0.1)(forward_of(model), x, y))
+    assert batched.shape == x.shape and batched.dtype == x.dtype
+    np.testing.assert_allclose(batched, direct, atol=1e-6)
+
+
+def test_generate_accepts_a_dataset_of_batches(trained_logits_model, digits):
+    tf = pytest.importorskip("tensorflow")
+    _, (x, y) = digits
+    model = trained_logits_model
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(100)
+    from_dataset = FGSM(0.1).generate(model, dataset)
+    from_arrays = FGSM(0.1).generate(model, x, y, batch_size=100)
+    np.testing.assert_array_equal(from_dataset, from_arrays)
+    with pytest.raises(ValueError, match=r"`y` must be None"):
+        FGSM(0.1).generate(model, dataset, y)
+
+
+def test_generate_accepts_a_list_of_batches(trained_logits_model, digits):
+    _, (x, y) = digits
+    batches = [(x[:200], y[:200]), (x[200:], y[200:])]
+    got = FGSM(0.1).generate(trained_logits_model, batches)
+    np.testing.assert_array_equal(got, FGSM(0.1).generate(trained_logits_model, x, y))
+    with pytest.raises(ValueError, match=r"\(x, y\) batches"):
+        FGSM(0.1).generate(trained_logits_model, [x[:10]])
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() == "torch", reason="torch runs eagerly: nothing to trace"
+)
+def test_generate_traces_once_per_model(trained_logits_model, digits):
+    _, (x, y) = digits
+    attack = PGD(0.1, steps=3, seed=0)
+    traces = []
+    perturb = attack.perturb
+
+    def counting_perturb(*args):
+        traces.append(1)
+        return perturb(*args)
+
+    attack.perturb = counting_perturb
+    attack.generate(trained_logits_model, x, y, batch_size=64)  # 8 batches, 1 partial
+    attack.generate(trained_logits_model, x[:100], y[:100], batch_size=64)
+    assert len(traces) == 1
+
+
+def test_generated_examples_fool_the_model(trained_logits_model, digits):
+    _, (x, y) = digits
+    model = trained_logits_model
+    clean = np.mean(np.argmax(model.predict(x, verbose=0), 1) == y)
+    x_adv = PGD(0.2, steps=10, seed=0).generate(model, x, y)
+    robust = np.mean(np.argmax(model.predict(x_adv, verbose=0), 1) == y)
+    assert clean > 0.9 and robust < 0.2

@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+from keras import ops
+from keras import random
+
+from keras_adv import norms
+
+RNG = np.random.default_rng(0)
+
+
+def batch(shape=(6, 4, 3)):
+    return RNG.normal(size=shape).astype("float32")
+
+
+def test_lp_norm_matches_numpy():
+    x = batch()
+    flat = x.reshape(len(x), -1)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(norms.lp_norm(x, "linf")), np.abs(flat).max(1), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(norms.lp_norm(x, "l2")),
+        np.linalg.norm(flat, axis=1),
+        rtol=1e-5,
+    )
+
+
+@pytest.mark.parametrize("norm", norms.NORMS)
+def test_normalize_grad_has_unit_norm_and_ascends(norm):
+    g = batch()
+    d = ops.convert_to_numpy(norms.normalize_grad(g, norm))
+    np.testing.assert_allclose(ops.convert_to_numpy(norms.lp_norm(d, norm)), 1.0, 1e-5)
+    # A steepest-ascent direction has a positive inner product with the gradient.
+    assert np.all((d * g).reshape(len(g), -1).sum(1) > 0)
+
+
+@pytest.mark.parametrize("norm", norms.NORMS)
+def test_normalize_grad_of_zero_is_zero_not_nan(norm):
+    d = ops.convert_to_numpy(norms.normalize_grad(np.zeros((3, 5), "float32"), norm))
+    assert np.all(d == 0.0)
+
+
+@pytest.mark.parametrize("norm", norms.NORMS)
+def test_project_to_ball_lands_inside_and_fixes_inner_points(norm):
+    delta = 3.0 * batch()
+    projected = norms.project_to_ball(delta, 0.5, norm)
+    lengths = ops.convert_to_numpy(norms.lp_norm(projected, norm))
+    assert np.all(lengths <= 0.5 + 1e-6)
+    np.testing.assert_allclose(lengths, 0.5, rtol=1e-5)  # all started outside
+    inner = 0.01 * batch()
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(norms.project_to_ball(inner, 10.0, norm)), inner, 1e-6
+    )
+    # Projection is idempotent.
+    twice = norms.project_to_ball(projected, 0.5, norm)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(twice), ops.convert_to_numpy(projected), atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("norm", norms.NORMS)
+def test_project_to_zero_ball_is_zero_without_nan(norm):
+    out = ops.convert_to_numpy(norms.project_to_ball(np.zeros((2, 3)), 0.0, norm))
+    assert np.all(out == 0.0)
+
+
+@pytest.mark.parametrize("norm", norms.NORMS)
+def test_random_in_ball_stays_inside_and_spreads(norm):
+    sample = norms.random_in_ball(
+        (500, 2), 0.3, norm, random.SeedGenerator(1), "float32"
+    )
+    lengths = ops.convert_to_numpy(norms.lp_norm(sample, norm))
+    assert np.all(lengths <= 0.3 + 1e-6)
+    # Uniform in a 2-d ball: P(radius < r) = (r / eps)^2, so a quarter lie
+    # within half the radius (and, for L-inf, the same for the square).
+    inner_share = np.mean(lengths < 0.15)
+    assert 0.18 < inner_share < 0.32
+
+
+def test_unknown_norm_is_rejected():
+    with pytest.raises(ValueError, match="norm"):
+        norms.lp_norm(batch(), "l1")

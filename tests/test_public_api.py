@@ -1,0 +1,17 @@
+import keras_adv
+from keras_adv import attacks
+
+
+def test_top_level_api_is_pinned():
+    assert sorted(keras_adv.__all__) == ["Attack", "FGSM", "PGD", "__version__"]
+    for name in keras_adv.__all__:
+        assert hasattr(keras_adv, name)
+
+
+def test_attacks_api_is_pinned():
+    assert sorted(attacks.__all__) == ["Attack", "FGSM", "PGD"]
+
+
+def test_version_is_semver():
+    major, minor, patch = keras_adv.__version__.split(".")
+    assert all(part.isdigit() for part in (major, minor, patch))
