@@ -35,6 +35,7 @@ def _per_example(values, x):
 def lp_norm(x, norm):
     """Per-example norm: `max_i |x_i|` (linf) or `sqrt(sum_i x_i^2)` (l2)."""
     check_norm(norm)
+    x = ops.convert_to_tensor(x)
     if norm == "linf":
         return ops.max(ops.abs(x), axis=_reduce_axes(x))
     return ops.sqrt(ops.sum(ops.square(x), axis=_reduce_axes(x)))
@@ -43,6 +44,7 @@ def lp_norm(x, norm):
 def normalize_grad(grad, norm):
     """Steepest-ascent direction of unit norm: `sign(g)` (linf), `g/||g||_2` (l2)."""
     check_norm(norm)
+    grad = ops.convert_to_tensor(grad)
     if norm == "linf":
         return ops.sign(grad)
     length = ops.maximum(lp_norm(grad, "l2"), _TINY)
@@ -52,6 +54,7 @@ def normalize_grad(grad, norm):
 def project_to_ball(delta, epsilon, norm):
     """Nearest point of the ball: `clip(d, -eps, eps)` | `d*min(1, eps/||d||)`."""
     check_norm(norm)
+    delta = ops.convert_to_tensor(delta)
     if norm == "linf":
         return ops.clip(delta, -epsilon, epsilon)
     length = ops.maximum(lp_norm(delta, "l2"), _TINY)

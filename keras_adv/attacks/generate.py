@@ -22,6 +22,7 @@ def _compiled(attack, model):
             return model_ref()(x, training=False)
 
         def run(x, y):
+            x, y = ops.convert_to_tensor(x), ops.convert_to_tensor(y)
             return attack.perturb(forward, x, y)
 
         state = list(model.variables) + [attack.seed_generator.state]
