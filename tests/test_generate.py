@@ -69,3 +69,38 @@ def test_generated_examples_fool_the_model(trained_logits_model, digits):
     x_adv = PGD(0.2, steps=10, seed=0).generate(model, x, y)
     robust = np.mean(np.argmax(model.predict(x_adv, verbose=0), 1) == y)
     assert clean > 0.9 and robust < 0.2
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() == "torch", reason="torch runs eagerly: nothing to trace"
+)
+def test_tracing_does_not_grow_with_steps(trained_logits_model, digits, monkeypatch):
+    """PGD's steps run in a fori_loop: the gradient is traced once, not per step."""
+    from keras_adv.attacks import pgd
+
+    _, (x, y) = digits
+    traced = []
+    original = pgd.backend.value_and_input_grad
+
+    def counting(loss_fn, inputs):
+        traced.append(1)
+        return original(loss_fn, inputs)
+
+    monkeypatch.setattr(pgd.backend, "value_and_input_grad", counting)
+    PGD(0.1, steps=25, seed=0).generate(trained_logits_model, x[:64], y[:64])
+    assert 1 <= len(traced) <= 2  # a backend may trace a loop body twice
+
+
+def test_calling_the_attack_inside_a_compiled_function(trained_logits_model, digits):
+    """The path a training step takes: `attack(forward, x, y)` while traced."""
+    from keras_adv import backend
+
+    _, (x, y) = digits
+    model = trained_logits_model
+    attack = FGSM(0.1)
+    compiled = backend.compile_fn(
+        lambda xb, yb: attack(forward_of(model), xb, yb), model.variables
+    )
+    inside = keras.ops.convert_to_numpy(compiled(x[:64], y[:64]))
+    outside = attack.generate(model, x[:64], y[:64])
+    assert np.mean(np.isclose(inside, outside, atol=1e-6)) > 0.999
