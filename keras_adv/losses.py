@@ -72,3 +72,38 @@ def crossentropy(y_true, y_pred, from_logits=None):
     if log_q is not None:
         values = values + (1.0 - target) * log_q
     return -ops.sum(values, axis=-1)
+
+
+def log_probabilities(y_pred, from_logits=None):
+    """Per-class log-probabilities of multi-class outputs (logits or probabilities)."""
+    y_pred = ops.cast(y_pred, "float32")
+    if from_logits is None:
+        return ops.where(
+            is_probability(y_pred),
+            _log_probabilities(y_pred, False)[0],
+            _log_probabilities(y_pred, True)[0],
+        )
+    return _log_probabilities(y_pred, from_logits)[0]
+
+
+def kl_divergence(clean, perturbed, from_logits=None):
+    """Per-example `KL(p_clean || p_perturbed)` between two batches of outputs.
+
+    Single-unit (binary) outputs are treated as two classes.
+    """
+    if clean.shape[-1] == 1:
+        clean = _binary_as_two_classes(clean, from_logits)
+        perturbed = _binary_as_two_classes(perturbed, from_logits)
+        from_logits = False
+    log_p = log_probabilities(clean, from_logits)
+    log_q = log_probabilities(perturbed, from_logits)
+    return ops.sum(ops.exp(log_p) * (log_p - log_q), axis=-1)
+
+
+def _binary_as_two_classes(y_pred, from_logits):
+    y_pred = ops.cast(y_pred, "float32")
+    if from_logits is None:
+        p = ops.where(is_probability(y_pred), y_pred, ops.sigmoid(y_pred))
+    else:
+        p = ops.sigmoid(y_pred) if from_logits else y_pred
+    return ops.concatenate([1.0 - p, p], axis=-1)

@@ -66,7 +66,8 @@ def random_in_ball(shape, epsilon, norm, seed, dtype="float32"):
     """Uniform draw from the ball: `U[-eps, eps]^d` | `eps*u^(1/d)*z/||z||`."""
     check_norm(norm)
     if norm == "linf":
-        return random.uniform(shape, -epsilon, epsilon, dtype=dtype, seed=seed)
+        # Drawn on [-1, 1] and scaled, so `epsilon` may be a tensor.
+        return epsilon * random.uniform(shape, -1.0, 1.0, dtype=dtype, seed=seed)
     direction = normalize_grad(random.normal(shape, dtype=dtype, seed=seed), "l2")
     dims = 1
     for size in shape[1:]:

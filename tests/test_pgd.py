@@ -91,7 +91,9 @@ def test_restarts_keep_each_examples_worst_case(trained_logits_model, test_batch
 
     def run(restarts, points):
         attack = PGD(0.1, steps=3, restarts=restarts, seed=0)
-        attack.random_start_points = lambda x, count=1: ops.convert_to_tensor(points)
+        attack.random_start_points = lambda x, eps, count=1: ops.convert_to_tensor(
+            points
+        )
         return ops.convert_to_numpy(attack(forward_of(model), x, y))
 
     singles = np.stack(

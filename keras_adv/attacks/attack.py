@@ -69,12 +69,19 @@ class Attack:
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def __call__(self, forward, x, y):
+    def __call__(self, forward, x, y, epsilon=None):
         """Returns `x_adv` for inputs `x` with labels (or targets) `y`.
 
         Runs eagerly or inside a traced function (`tf.function`, `jax.jit`,
         a Keras `train_step`); value checks only run on concrete inputs.
         The result is behind `stop_gradient`.
+
+        Args:
+            forward: a function `x -> outputs` (logits or probabilities).
+            x: a batch of inputs, inside `clip`.
+            y: labels, or target classes when `targeted`.
+            epsilon: a budget for this call only (a float or a scalar
+                tensor, e.g. from a schedule). Defaults to `self.epsilon`.
         """
         x = ops.convert_to_tensor(x)
         y = ops.convert_to_tensor(y)
@@ -82,9 +89,11 @@ class Attack:
         if backend.is_concrete(x):
             num_classes = forward(x[:1]).shape[-1]
             validation.check_concrete_inputs(x, y, num_classes, self.clip)
-        return ops.stop_gradient(self.perturb(forward, x, y))
+        epsilon = self.epsilon if epsilon is None else epsilon
+        return ops.stop_gradient(self.perturb(forward, x, y, epsilon))
 
-    def perturb(self, forward, x, y):
+    def perturb(self, forward, x, y, epsilon):
+        """The algorithm: `x_adv` within `epsilon` of `x`. Subclasses implement it."""
         raise NotImplementedError(f"{type(self).__name__} must implement `perturb`.")
 
     def generate(self, model, x, y=None, batch_size=128):
@@ -128,20 +137,20 @@ class Attack:
             return self.loss.call  # unreduced: one value per example
         return self.loss
 
-    def project(self, x, x_adv):
+    def project(self, x, x_adv, epsilon):
         """Moves `x_adv` into the threat model around `x` (ball, then `clip`)."""
-        x_adv = x + norms.project_to_ball(x_adv - x, self.epsilon, self.norm)
+        x_adv = x + norms.project_to_ball(x_adv - x, epsilon, self.norm)
         if self.clip is not None:
             x_adv = ops.clip(x_adv, self.clip[0], self.clip[1])
         return x_adv
 
-    def random_start_points(self, x, count=1):
+    def random_start_points(self, x, epsilon, count=1):
         """`count` uniform draws from the threat model around `x`, stacked."""
         x_rep = ops.tile(x, (count,) + (1,) * (len(x.shape) - 1))
         delta = norms.random_in_ball(
-            ops.shape(x_rep), self.epsilon, self.norm, self.seed_generator, x.dtype
+            ops.shape(x_rep), epsilon, self.norm, self.seed_generator, x.dtype
         )
-        starts = self.project(x_rep, x_rep + delta)
+        starts = self.project(x_rep, x_rep + delta, epsilon)
         return ops.reshape(starts, (count, -1) + tuple(x.shape[1:]))
 
     def get_config(self):

@@ -65,10 +65,11 @@ class FGSM(PGD):
             seed=seed,
         )
 
-    def effective_step_size(self):
+    def effective_step_size(self, epsilon=None):
         if self.step_size is not None:
             return self.step_size
-        return 1.25 * self.epsilon if self.random_start else self.epsilon
+        epsilon = self.epsilon if epsilon is None else epsilon
+        return 1.25 * epsilon if self.random_start else epsilon
 
     def get_config(self):
         config = super().get_config()

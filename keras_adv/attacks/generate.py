@@ -23,7 +23,7 @@ def _compiled(attack, model):
 
         def run(x, y):
             x, y = ops.convert_to_tensor(x), ops.convert_to_tensor(y)
-            return attack.perturb(forward, x, y)
+            return attack.perturb(forward, x, y, attack.epsilon)
 
         state = list(model.variables) + [attack.seed_generator.state]
         per_model[model] = backend.compile_fn(run, state)

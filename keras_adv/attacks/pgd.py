@@ -77,25 +77,28 @@ class PGD(Attack):
                 f"Received: restarts={restarts}"
             )
 
-    def effective_step_size(self):
+    def effective_step_size(self, epsilon=None):
         """The step size in use: `step_size`, or `2.5 * epsilon / steps`."""
         if self.step_size is not None:
             return self.step_size
-        return 2.5 * self.epsilon / self.steps
+        epsilon = self.epsilon if epsilon is None else epsilon
+        return 2.5 * epsilon / self.steps
 
-    def perturb(self, forward, x, y):
+    def perturb(self, forward, x, y, epsilon):
         objective = self.objective(forward, y)
         if self.restarts == 1:
-            start = self.random_start_points(x)[0] if self.random_start else x
-            return self._ascend(objective, x, start)
-        starts = self.random_start_points(x, self.restarts)
-        best = self._ascend(objective, x, starts[0])
+            start = x
+            if self.random_start:
+                start = self.random_start_points(x, epsilon)[0]
+            return self._ascend(objective, x, start, epsilon)
+        starts = self.random_start_points(x, epsilon, self.restarts)
+        best = self._ascend(objective, x, starts[0], epsilon)
         best_value = objective(best)
         shape = (-1,) + (1,) * (len(x.shape) - 1)
 
         def restart(r, state):
             best, best_value = state
-            candidate = self._ascend(objective, x, ops.take(starts, r, axis=0))
+            candidate = self._ascend(objective, x, ops.take(starts, r, axis=0), epsilon)
             value = objective(candidate)
             better = ops.reshape(value > best_value, shape)
             return ops.where(better, candidate, best), ops.maximum(value, best_value)
@@ -103,8 +106,8 @@ class PGD(Attack):
         best, _ = ops.fori_loop(1, self.restarts, restart, (best, best_value))
         return best
 
-    def _ascend(self, objective, x, start):
-        step_size = self.effective_step_size()
+    def _ascend(self, objective, x, start, epsilon):
+        step_size = self.effective_step_size(epsilon)
 
         def total(x_adv):
             return ops.sum(objective(x_adv))
@@ -112,7 +115,7 @@ class PGD(Attack):
         def step(i, x_adv):
             _, grad = backend.value_and_input_grad(total, x_adv)
             direction = ops.cast(norms.normalize_grad(grad, self.norm), x_adv.dtype)
-            return self.project(x, x_adv + step_size * direction)
+            return self.project(x, x_adv + step_size * direction, epsilon)
 
         if self.steps == 1:
             return step(0, start)

@@ -1,0 +1,125 @@
+"""How clean and adversarial losses combine in adversarial training."""
+
+import keras
+from keras import ops
+
+from keras_adv import losses
+from keras_adv import validation
+
+
+class Objective:
+    """Base class: weights the clean loss, the adversarial loss and a KL term.
+
+    `AdversarialModel` computes the compiled loss on clean inputs (`clean`)
+    and on perturbed inputs (`adversarial`) and asks the objective to combine
+    them. `needs_clean_loss` tells whether the clean term is used at all;
+    `attack_loss` (a per-example loss or `None`) replaces the attack's own
+    loss, and the attack then aims at the clean predictions, not the labels.
+    """
+
+    needs_clean_loss = True
+    attack_loss = None
+
+    def combine(self, clean, adversarial, y_pred, y_pred_adv):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+@keras.saving.register_keras_serializable(package="keras_adv")
+class Mixed(Objective):
+    """`(1 - alpha) * L(x) + alpha * L(x_adv)`.
+
+    Goodfellow et al. 2014, "Explaining and Harnessing Adversarial Examples",
+    arXiv:1412.6572 (alpha 0.5).
+
+    Args:
+        alpha: weight of the adversarial loss, in [0, 1]. Defaults to 0.5.
+    """
+
+    def __init__(self, alpha=0.5):
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+            raise ValueError(
+                f"Argument `alpha` must be a number in [0, 1]. "
+                f"Received: alpha={alpha!r}"
+            )
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(
+                f"Argument `alpha` must be in [0, 1]. Received: alpha={alpha}"
+            )
+        self.alpha = float(alpha)
+        self.needs_clean_loss = self.alpha < 1.0
+
+    def combine(self, clean, adversarial, y_pred, y_pred_adv):
+        if not self.needs_clean_loss:
+            return adversarial
+        return (1.0 - self.alpha) * clean + self.alpha * adversarial
+
+    def get_config(self):
+        return {"alpha": self.alpha}
+
+
+@keras.saving.register_keras_serializable(package="keras_adv")
+class Madry(Mixed):
+    """`L(x_adv)` only: Madry et al. 2017, arXiv:1706.06083."""
+
+    def __init__(self):
+        super().__init__(alpha=1.0)
+
+    def get_config(self):
+        return {}
+
+
+@keras.saving.register_keras_serializable(package="keras_adv")
+class Trades(Objective):
+    """`L(x) + beta * KL(f(x) || f(x_adv))`; the attack maximises the KL term.
+
+    Zhang et al. 2019, "Theoretically Principled Trade-off between Robustness
+    and Accuracy", arXiv:1901.08573.
+
+    Args:
+        beta: weight of the KL term, > 0. Defaults to 6.0 (the paper's).
+        from_logits: whether the model outputs logits; `None` detects it per
+            batch. Defaults to `None`.
+    """
+
+    def __init__(self, beta=6.0, from_logits=None):
+        self.beta = validation.check_positive(beta, "beta")
+        self.from_logits = from_logits
+
+    def attack_loss(self, clean_outputs, y_pred):
+        return losses.kl_divergence(clean_outputs, y_pred, self.from_logits)
+
+    def combine(self, clean, adversarial, y_pred, y_pred_adv):
+        kl = losses.kl_divergence(y_pred, y_pred_adv, self.from_logits)
+        return clean + self.beta * ops.mean(kl)
+
+    def get_config(self):
+        return {"beta": self.beta, "from_logits": self.from_logits}
+
+
+_NAMES = {"mixed": Mixed, "madry": Madry, "trades": Trades}
+
+
+def get(identifier):
+    """An `Objective` from a name (mixed, madry, trades), a config or an instance."""
+    if isinstance(identifier, Objective):
+        return identifier
+    if isinstance(identifier, str) and identifier.lower() in _NAMES:
+        return _NAMES[identifier.lower()]()
+    if isinstance(identifier, dict):
+        return keras.saving.deserialize_keras_object(identifier)
+    raise ValueError(
+        f"Argument `objective` must be one of {sorted(_NAMES)} or an Objective "
+        f"instance such as keras_adv.objectives.Mixed(alpha=0.3). "
+        f"Received: objective={identifier!r}"
+    )
