@@ -3,7 +3,14 @@ from keras_adv import attacks
 
 
 def test_top_level_api_is_pinned():
-    assert sorted(keras_adv.__all__) == ["Attack", "FGSM", "PGD", "__version__"]
+    assert sorted(keras_adv.__all__) == [
+        "AdversarialModel",
+        "Attack",
+        "FGSM",
+        "PGD",
+        "__version__",
+        "objectives",
+    ]
     for name in keras_adv.__all__:
         assert hasattr(keras_adv, name)
 

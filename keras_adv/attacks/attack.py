@@ -87,7 +87,7 @@ class Attack:
         y = ops.convert_to_tensor(y)
         validation.check_static_inputs(x, y)
         if backend.is_concrete(x):
-            num_classes = forward(x[:1]).shape[-1]
+            num_classes = forward(x).shape[-1]
             validation.check_concrete_inputs(x, y, num_classes, self.clip)
         epsilon = self.epsilon if epsilon is None else epsilon
         return ops.stop_gradient(self.perturb(forward, x, y, epsilon))

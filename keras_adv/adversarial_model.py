@@ -1,0 +1,272 @@
+"""`AdversarialModel`: adversarial training as a drop-in for `keras.Model`."""
+
+import keras
+from keras import ops
+
+from keras_adv import objectives
+from keras_adv.adversarial_inputs import AdversarialInputs
+from keras_adv.adversarial_metrics import adversarial_counterparts
+from keras_adv.attacks.attack import Attack
+from keras_adv.epsilon_schedule import EpsilonSchedule
+
+_ADV_ARGS = (
+    "attack",
+    "objective",
+    "attack_training",
+    "adv_warmup",
+    "epsilon_ramp",
+    "evaluate_adversarial",
+    "perturb",
+)
+
+
+@keras.saving.register_keras_serializable(package="keras_adv")
+class AdversarialModel(keras.Model):
+    """A `keras.Model` whose `fit` trains on clean and perturbed batches.
+
+    Build it like a functional `keras.Model`, or wrap a model you already have
+    (its layers and weights are shared, not copied):
+
+    ```python
+    model = AdversarialModel(inputs, outputs, attack=PGD(0.1, steps=7))
+    model = AdversarialModel(model=existing_model, attack=FGSM(0.1))
+    ```
+
+    Then `compile` and `fit` as usual. Each training step attacks the batch
+    against the current weights (the result behind `stop_gradient`), runs
+    the model on the perturbed batch, and minimises the `objective`'s mix of
+    the compiled loss on clean and perturbed inputs. Logs carry `loss` (the
+    objective), `clean_loss`, `adv_loss`, every compiled metric on clean
+    inputs and its `adv_` counterpart. `evaluate` attacks as well (unless
+    `evaluate_adversarial=False`); `predict` is clean.
+
+    Args:
+        *args: `inputs, outputs` as for a functional `keras.Model`.
+        model: a built `keras.Model` to wrap instead of `inputs, outputs`.
+        attack: a `keras_adv.attacks.Attack`, e.g. `PGD(0.1, steps=7)`.
+        objective: `"mixed"` (alpha 0.5), `"madry"`, `"trades"`, or a
+            `keras_adv.objectives` instance such as `Mixed(alpha=0.3)`.
+            Defaults to `"mixed"`.
+        attack_training: run the attack's forward passes in training mode
+            (BatchNorm batch statistics, Dropout active). Attack passes never
+            update BatchNorm statistics in inference mode. Defaults to `False`.
+        adv_warmup: epochs of clean training before the attack starts.
+            Defaults to 0.
+        epsilon_ramp: epochs over which the budget grows linearly from
+            `epsilon / epsilon_ramp` to `epsilon` after the warm-up.
+            Defaults to 0 (full budget at once).
+        evaluate_adversarial: whether `evaluate` (and validation) also
+            attacks and reports `adv_` metrics. Defaults to `True`.
+        perturb: names (dict keys or input names) of the inputs to attack
+            for multi-input models. Defaults to `None`: every float input.
+    """
+
+    def __init__(
+        self,
+        *args,
+        model=None,
+        attack=None,
+        objective="mixed",
+        attack_training=False,
+        adv_warmup=0,
+        epsilon_ramp=0,
+        evaluate_adversarial=True,
+        perturb=None,
+        **kwargs,
+    ):
+        if model is not None:
+            if args or "inputs" in kwargs or "outputs" in kwargs:
+                raise ValueError(
+                    "Pass either `model` (to wrap a model) or `inputs, outputs`, "
+                    "not both. Received: model and inputs/outputs"
+                )
+            args = _wrap(model)
+            kwargs.setdefault("name", f"adversarial_{model.name}")
+        if not args and "inputs" not in kwargs:
+            raise ValueError(
+                "AdversarialModel needs `inputs, outputs` (like a functional "
+                "keras.Model) or `model=` (a model to wrap). Received neither."
+            )
+        super().__init__(*args, **kwargs)
+        if not isinstance(attack, Attack):
+            raise ValueError(
+                "Argument `attack` must be a keras_adv attack such as "
+                f"keras_adv.PGD(epsilon=0.1). Received: attack={attack!r}"
+            )
+        _check_budget(attack)
+        self.attack = attack
+        self.attack_seed_generator = attack.seed_generator  # tracked: saved, JAX
+        self.objective = objectives.get(objective)
+        self.attack_training = bool(attack_training)
+        self._evaluate_adversarial = bool(evaluate_adversarial)
+        self.schedule = EpsilonSchedule(adv_warmup, epsilon_ramp)
+        self.epsilon_scale = keras.Variable(
+            1.0, trainable=False, name="adv_epsilon_scale"
+        )
+        self.inputs_to_perturb = AdversarialInputs(perturb)
+        self.adv_loss_tracker = keras.metrics.Mean(name="adv_loss")
+        self.clean_loss_tracker = keras.metrics.Mean(name="clean_loss")
+        self.adv_compile_metrics = None
+
+    def compile(self, optimizer="rmsprop", loss=None, **kwargs):
+        if loss is None:
+            raise ValueError(
+                "Argument `loss` is required: AdversarialModel attacks and trains "
+                "on the compiled loss, e.g. loss=keras.losses."
+                "SparseCategoricalCrossentropy(from_logits=True). Received: loss=None"
+            )
+        super().compile(optimizer=optimizer, loss=loss, **kwargs)
+        self.adv_compile_metrics = adversarial_counterparts(
+            self, kwargs.get("metrics"), kwargs.get("weighted_metrics")
+        )
+
+    @property
+    def metrics(self):
+        metrics = super().metrics
+        extra = [self.clean_loss_tracker, self.adv_loss_tracker]
+        if self.adv_compile_metrics is not None:
+            extra.append(self.adv_compile_metrics)
+        metrics = [m for m in metrics if all(m is not e for e in extra)]
+        if getattr(self, "_clean_evaluation", False):
+            return metrics + [self.clean_loss_tracker]  # no adv_ values to report
+        return metrics + extra
+
+    @property
+    def evaluate_adversarial(self):
+        return self._evaluate_adversarial
+
+    @evaluate_adversarial.setter
+    def evaluate_adversarial(self, value):
+        self._evaluate_adversarial = bool(value)
+        self.test_function = None  # its metrics differ: compile it again
+
+    def evaluate(self, *args, **kwargs):
+        self._clean_evaluation = not self.evaluate_adversarial
+        try:
+            return super().evaluate(*args, **kwargs)
+        finally:
+            self._clean_evaluation = False
+
+    def fit(self, *args, callbacks=None, **kwargs):
+        callbacks = list(callbacks or [])
+        if self.schedule.active:
+            callbacks.insert(0, self.schedule.callback(self.epsilon_scale))
+        return super().fit(*args, callbacks=callbacks, **kwargs)
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        clean = super().compute_loss(x, y, y_pred, sample_weight, training=training)
+        batch = ops.shape(keras.tree.flatten(x)[0])[0]
+        self.clean_loss_tracker.update_state(clean, sample_weight=batch)
+        if not training and not self.evaluate_adversarial:
+            return clean
+        x_adv = self.adversarial_examples(x, y, y_pred)
+        y_pred_adv = self(x_adv, training=training)
+        adv = super().compute_loss(
+            x_adv, y, y_pred_adv, sample_weight, training=training
+        )
+        self.adv_loss_tracker.update_state(adv, sample_weight=batch)
+        if self.adv_compile_metrics is not None:
+            self.adv_compile_metrics.update_state(
+                y, ops.stop_gradient(y_pred_adv), sample_weight
+            )
+        return self.objective.combine(clean, adv, y_pred, y_pred_adv)
+
+    def adversarial_examples(self, x, y, y_pred=None):
+        """Perturbed inputs for a batch, against the current weights."""
+        attack, targets = self.attack, y
+        if self.objective.attack_loss is not None:  # TRADES: move away from f(x)
+            attack = self._objective_attack()
+            targets = ops.stop_gradient(y_pred)
+        epsilon = self.attack.epsilon * ops.cast(self.epsilon_scale, "float32")
+
+        def forward(inputs):
+            return self(inputs, training=self.attack_training)
+
+        return self.inputs_to_perturb.apply(
+            lambda fwd, flat: attack(fwd, flat, targets, epsilon=epsilon), forward, x
+        )
+
+    def _objective_attack(self):
+        if getattr(self, "_cached_objective_attack", None) is None:
+            config = {**self.attack.get_config(), "loss": None}
+            clone = type(self.attack).from_config(config)
+            clone.loss = self.objective.attack_loss
+            clone.seed_generator = self.attack.seed_generator
+            self._cached_objective_attack = clone
+        return self._cached_objective_attack
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "attack": keras.saving.serialize_keras_object(self.attack),
+            "objective": keras.saving.serialize_keras_object(self.objective),
+            "attack_training": self.attack_training,
+            "adv_warmup": self.schedule.warmup,
+            "epsilon_ramp": self.schedule.ramp,
+            "evaluate_adversarial": self.evaluate_adversarial,
+            "perturb": self.inputs_to_perturb.names,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        adv = {key: config.pop(key) for key in _ADV_ARGS if key in config}
+        adv["attack"] = keras.saving.deserialize_keras_object(
+            adv["attack"], custom_objects=custom_objects
+        )
+        adv["objective"] = keras.saving.deserialize_keras_object(
+            adv["objective"], custom_objects=custom_objects
+        )
+        inputs, outputs = _functional_from_config(config, custom_objects)
+        return cls(inputs, outputs, name=config.get("name"), **adv)
+
+
+def _check_budget(attack):
+    if attack.clip is not None and attack.norm == "linf":
+        span = attack.clip[1] - attack.clip[0]
+        if attack.epsilon >= span:
+            raise ValueError(
+                "Argument `attack` has an L-inf budget that covers the whole valid "
+                f"input range clip={attack.clip}: every input could become any "
+                "other. Inputs are expected on the scale of `clip` (e.g. [0, 1] "
+                f"with epsilon around 0.03-0.3). Received: epsilon={attack.epsilon}"
+            )
+
+
+def _wrap(model):
+    """`(inputs, outputs)` of a functional graph with `model` as its one layer."""
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            "Argument `model` must be a keras.Model. Received: model of type "
+            f"{type(model).__name__}"
+        )
+    structure = None
+    for attribute in ("input", "inputs"):  # Sequential only has `inputs`
+        try:
+            structure = getattr(model, attribute)
+            break
+        except (AttributeError, ValueError):
+            continue
+    if isinstance(structure, list) and len(structure) == 1:
+        structure = structure[0]
+    if structure is None:
+        raise ValueError(
+            "Argument `model` must have defined inputs (a functional or "
+            "Sequential model starting with keras.Input). For a subclassed "
+            "model, build the graph yourself: inputs = keras.Input(shape); "
+            "AdversarialModel(inputs, model(inputs), attack=...). "
+            f"Received: model={model.name!r} without inputs"
+        )
+    inputs = keras.tree.map_structure(
+        lambda t: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t.name),
+        structure,
+    )
+    return inputs, model(inputs)
+
+
+def _functional_from_config(config, custom_objects):
+    """`(inputs, outputs)` of a functional model's config, via Keras itself."""
+    functional = keras.Model.from_config(config, custom_objects=custom_objects)
+    return functional.inputs, functional.outputs

@@ -1,0 +1,239 @@
+"""`AdversarialModel`: construction, objectives, logs, schedule, bad input."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from keras_adv import FGSM
+from keras_adv import PGD
+from keras_adv import AdversarialModel
+from keras_adv import objectives
+
+CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def data(n=128, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(size=(n, 12)).astype("float32")
+    y = (x[:, :6].sum(1) > x[:, 6:].sum(1)).astype("int32")
+    return x, y
+
+
+def base_model(seed=0, batchnorm=False):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((12,), name="features")
+    h = keras.layers.Dense(16, activation="relu")(inputs)
+    if batchnorm:
+        h = keras.layers.BatchNormalization()(h)
+        h = keras.layers.Dropout(0.2)(h)
+    outputs = keras.layers.Dense(2)(h)
+    return keras.Model(inputs, outputs, name="base")
+
+
+def adversarial(attack=None, objective="mixed", **kwargs):
+    base = base_model(batchnorm=kwargs.pop("batchnorm", False))
+    model = AdversarialModel(
+        base.inputs,
+        base.outputs,
+        attack=attack or FGSM(0.1),
+        objective=objective,
+        **kwargs,
+    )
+    model.compile(keras.optimizers.SGD(0.1), CE, metrics=["accuracy"])
+    return model
+
+
+def test_functional_construction_trains_and_logs_clean_and_adversarial_values():
+    x, y = data()
+    model = adversarial()
+    history = model.fit(
+        x, y, epochs=2, batch_size=32, verbose=0, validation_data=data(64, seed=1)
+    )
+    keys = set(history.history)
+    for key in ["loss", "clean_loss", "adv_loss", "accuracy", "adv_accuracy"]:
+        assert key in keys and f"val_{key}" in keys
+    assert all(np.isfinite(v).all() for v in history.history.values())
+    # FGSM at eps 0.1 makes the loss on perturbed inputs higher than clean.
+    assert history.history["adv_loss"][-1] > history.history["clean_loss"][-1]
+
+
+def test_wrapping_an_existing_model_shares_its_weights():
+    x, y = data()
+    base = base_model()
+    model = AdversarialModel(model=base, attack=FGSM(0.1))
+    model.compile(keras.optimizers.SGD(0.1), CE)
+    before = base.get_weights()
+    model.fit(x, y, epochs=1, verbose=0)
+    after = base.get_weights()
+    assert any(not np.allclose(a, b) for a, b in zip(before, after, strict=True))
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(model.predict(x, verbose=0)),
+        ops.convert_to_numpy(base.predict(x, verbose=0)),
+    )
+
+
+def test_sequential_and_functional_models_can_be_wrapped():
+    keras.utils.set_random_seed(0)
+    sequential = keras.Sequential([keras.Input((12,)), keras.layers.Dense(2)])
+    model = AdversarialModel(model=sequential, attack=FGSM(0.1))
+    assert model.predict(data(4)[0], verbose=0).shape == (4, 2)
+
+
+@pytest.mark.parametrize(
+    "objective, expected",
+    [
+        ("mixed", lambda clean, adv: 0.5 * clean + 0.5 * adv),
+        (objectives.Mixed(alpha=0.25), lambda clean, adv: 0.75 * clean + 0.25 * adv),
+        ("madry", lambda clean, adv: adv),
+    ],
+    ids=["mixed", "mixed-0.25", "madry"],
+)
+def test_objective_combines_clean_and_adversarial_loss(objective, expected):
+    x, y = data()
+    model = adversarial(objective=objective)
+    result = model.evaluate(x, y, batch_size=128, verbose=0, return_dict=True)
+    want = expected(result["clean_loss"], result["adv_loss"])
+    assert result["loss"] == pytest.approx(want, rel=1e-5)
+
+
+def test_trades_adds_the_kl_term_and_its_attack_moves_predictions():
+    x, y = data()
+    model = adversarial(PGD(0.1, steps=3, seed=0), objective="trades")
+    result = model.evaluate(x, y, batch_size=128, verbose=0, return_dict=True)
+    assert result["loss"] > result["clean_loss"]  # beta * KL > 0
+    x_adv = ops.convert_to_numpy(model.adversarial_examples(x, y, model(x)))
+    assert np.abs(x_adv - x).max() <= 0.1 + 1e-6
+    drift = np.abs(model.predict(x_adv, verbose=0) - model.predict(x, verbose=0))
+    assert drift.mean() > 0
+
+
+def test_evaluate_can_skip_the_attack():
+    x, y = data()
+    model = adversarial(evaluate_adversarial=False)
+    result = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert result["loss"] == pytest.approx(result["clean_loss"])
+
+
+def test_warmup_trains_clean_then_the_ramp_grows_the_budget():
+    x, y = data()
+    model = adversarial(FGSM(0.2), adv_warmup=1, epsilon_ramp=2)
+    history = model.fit(x, y, epochs=4, batch_size=32, verbose=0).history
+    assert history["adv_epsilon_scale"] == [0.0, 0.5, 1.0, 1.0]
+    # No perturbation during warm-up: adversarial and clean losses coincide.
+    assert history["adv_loss"][0] == pytest.approx(history["clean_loss"][0], 1e-5)
+    assert history["adv_loss"][1] > history["clean_loss"][1]
+    assert float(ops.convert_to_numpy(model.epsilon_scale)) == 1.0  # after fit
+
+
+def test_attack_runs_in_inference_mode_by_default():
+    x, y = data()
+    model = adversarial(PGD(0.1, steps=3, seed=0), batchnorm=True)
+    model.fit(x, y, epochs=1, verbose=0)  # builds, non-trivial statistics
+    bn = next(l for l in model.layers if isinstance(l, keras.layers.BatchNormalization))
+    before = bn.get_weights()
+    model.adversarial_examples(ops.convert_to_tensor(x), ops.convert_to_tensor(y))
+    for a, b in zip(before, bn.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    model.attack_training = True
+    model.adversarial_examples(ops.convert_to_tensor(x), ops.convert_to_tensor(y))
+    assert not np.allclose(before[2], bn.get_weights()[2])  # moving mean moved
+
+
+def test_predict_is_clean():
+    x, _ = data()
+    base = base_model()
+    model = AdversarialModel(model=base, attack=FGSM(0.3))
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0), base.predict(x, verbose=0), rtol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"attack": None}, "attack"),
+        ({"attack": "fgsm"}, "attack"),
+        ({"attack": FGSM(1.0)}, r"whole valid input range.*epsilon=1.0"),
+        ({"attack": FGSM(0.1), "objective": "adversarial"}, "objective"),
+        ({"attack": FGSM(0.1), "objective": objectives.Mixed}, "objective"),
+        ({"attack": FGSM(0.1), "adv_warmup": -1}, "adv_warmup"),
+        ({"attack": FGSM(0.1), "epsilon_ramp": 1.5}, "epsilon_ramp"),
+    ],
+)
+def test_bad_construction_arguments(kwargs, match):
+    base = base_model()
+    with pytest.raises(ValueError, match=match):
+        AdversarialModel(base.inputs, base.outputs, **kwargs)
+
+
+@pytest.mark.parametrize("alpha", [-0.1, 1.5, "half"])
+def test_alpha_outside_unit_interval(alpha):
+    with pytest.raises(ValueError, match="alpha"):
+        objectives.Mixed(alpha=alpha)
+
+
+def test_wrapping_needs_a_model_with_inputs():
+    class Subclassed(keras.Model):
+        def call(self, x):
+            return x
+
+    with pytest.raises(ValueError, match="defined inputs"):
+        AdversarialModel(model=Subclassed(), attack=FGSM(0.1))
+    with pytest.raises(ValueError, match="not both"):
+        base = base_model()
+        AdversarialModel(base.inputs, base.outputs, model=base, attack=FGSM(0.1))
+    with pytest.raises(ValueError, match="needs `inputs, outputs`"):
+        AdversarialModel(attack=FGSM(0.1))
+
+
+def test_compile_without_loss_and_fit_without_compile():
+    base = base_model()
+    model = AdversarialModel(base.inputs, base.outputs, attack=FGSM(0.1))
+    x, y = data()
+    with pytest.raises(ValueError, match="compile"):
+        model.fit(x, y, verbose=0)
+    with pytest.raises(ValueError, match="`loss` is required"):
+        model.compile("adam")
+
+
+def test_integer_only_inputs_are_rejected():
+    ids = keras.Input((5,), dtype="int32", name="ids")
+    outputs = keras.layers.Dense(2)(
+        keras.layers.Flatten()(keras.layers.Embedding(10, 3)(ids))
+    )
+    model = AdversarialModel(ids, outputs, attack=FGSM(0.1))
+    model.compile("adam", CE)
+    x = np.random.default_rng(0).integers(0, 10, (8, 5)).astype("int32")
+    with pytest.raises(ValueError, match="no float input"):
+        model.fit(x, np.zeros(8, "int32"), verbose=0)
+
+
+def test_multi_input_model_perturbs_float_inputs_and_leaves_ids_alone():
+    keras.utils.set_random_seed(0)
+    image = keras.Input((6,), name="image")
+    ids = keras.Input((3,), dtype="int32", name="ids")
+    embedded = keras.layers.Flatten()(keras.layers.Embedding(10, 2)(ids))
+    merged = keras.layers.Concatenate()([image, embedded])
+    outputs = keras.layers.Dense(2)(merged)
+    model = AdversarialModel({"image": image, "ids": ids}, outputs, attack=FGSM(0.1))
+    model.compile("adam", CE, metrics=["accuracy"])
+    rng = np.random.default_rng(0)
+    x = {
+        "image": rng.uniform(size=(32, 6)).astype("float32"),
+        "ids": rng.integers(0, 10, (32, 3)).astype("int32"),
+    }
+    y = rng.integers(0, 2, 32).astype("int32")
+    model.fit(x, y, epochs=1, verbose=0)
+    tensors = {k: ops.convert_to_tensor(v) for k, v in x.items()}
+    x_adv = model.adversarial_examples(tensors, ops.convert_to_tensor(y))
+    np.testing.assert_array_equal(ops.convert_to_numpy(x_adv["ids"]), x["ids"])
+    moved = np.abs(ops.convert_to_numpy(x_adv["image"]) - x["image"])
+    assert moved.max() == pytest.approx(0.1, abs=1e-6)
+
+    named = AdversarialModel(
+        {"image": image, "ids": ids}, outputs, attack=FGSM(0.1), perturb=["pixels"]
+    )
+    named.compile("adam", CE)
+    with pytest.raises(ValueError, match=r"`perturb` names inputs that do not exist"):
+        named.fit(x, y, verbose=0)
