@@ -130,7 +130,11 @@ def test_attack_runs_in_inference_mode_by_default():
     x, y = data()
     model = adversarial(PGD(0.1, steps=3, seed=0), batchnorm=True)
     model.fit(x, y, epochs=1, verbose=0)  # builds, non-trivial statistics
-    bn = next(l for l in model.layers if isinstance(l, keras.layers.BatchNormalization))
+    bn = next(
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    )
     before = bn.get_weights()
     model.adversarial_examples(ops.convert_to_tensor(x), ops.convert_to_tensor(y))
     for a, b in zip(before, bn.get_weights(), strict=True):
