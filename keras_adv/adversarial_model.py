@@ -9,6 +9,7 @@ from keras_adv.adversarial_metrics import adversarial_counterparts
 from keras_adv.attacks.attack import Attack
 from keras_adv.epsilon_schedule import EpsilonSchedule
 
+_SEED_KEY = "attack_seed_state"
 _ADV_ARGS = (
     "attack",
     "objective",
@@ -119,6 +120,24 @@ class AdversarialModel(keras.Model):
         self.adv_compile_metrics = adversarial_counterparts(
             self, kwargs.get("metrics"), kwargs.get("weighted_metrics")
         )
+
+    def compile_from_config(self, config):
+        # Keras skips models that override `compile`; ours only adds checks.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.optimizer is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        # The attack's random state, so that a resumed fit draws what an
+        # uninterrupted one would (BackupAndRestore, checkpoints).
+        store[_SEED_KEY] = ops.convert_to_numpy(self.attack.seed_generator.state)
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        if _SEED_KEY in keys:
+            self.attack.seed_generator.state.assign(store[_SEED_KEY])
+        super().load_own_variables({k: store[k] for k in keys if k != _SEED_KEY})
 
     @property
     def metrics(self):
