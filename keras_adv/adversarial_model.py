@@ -172,6 +172,14 @@ class AdversarialModel(keras.Model):
             callbacks.insert(0, self.schedule.callback(self.epsilon_scale))
         return super().fit(*args, callbacks=callbacks, **kwargs)
 
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        # Keras builds compiled metrics here, before any step is traced (and
+        # per replica under a distribution strategy); build ours alongside.
+        counterparts = self.adv_compile_metrics
+        if counterparts is not None and not counterparts.built:
+            counterparts.build(y, y_pred)
+        return super().compute_metrics(x, y, y_pred, sample_weight)
+
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
