@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_adv import backend
 from keras_adv import objectives
 from keras_adv.adversarial_inputs import AdversarialInputs
 from keras_adv.adversarial_metrics import adversarial_counterparts
@@ -117,6 +118,7 @@ class AdversarialModel(keras.Model):
                 "SparseCategoricalCrossentropy(from_logits=True). Received: loss=None"
             )
         super().compile(optimizer=optimizer, loss=loss, **kwargs)
+        self._cached_attack = None
         self.adv_compile_metrics = adversarial_counterparts(
             self, kwargs.get("metrics"), kwargs.get("weighted_metrics")
         )
@@ -180,6 +182,21 @@ class AdversarialModel(keras.Model):
             counterparts.build(y, y_pred)
         return super().compute_metrics(x, y, y_pred, sample_weight)
 
+    def train_step(self, *args):
+        if not backend.ATTACK_BEFORE_TRAIN_STEP:
+            return super().train_step(*args)
+        # Attack before Keras opens its gradient tape: the tape then records
+        # only the clean and adversarial passes, not every attack step.
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(args[0])
+        y_pred = None
+        if self.objective.attack_loss is not None:
+            y_pred = self(x, training=self.attack_training)
+        self._x_adv = self.adversarial_examples(x, y, y_pred)
+        try:
+            return super().train_step(*args)
+        finally:
+            self._x_adv = None
+
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
@@ -188,7 +205,9 @@ class AdversarialModel(keras.Model):
         self.clean_loss_tracker.update_state(clean, sample_weight=batch)
         if not training and not self.evaluate_adversarial:
             return clean
-        x_adv = self.adversarial_examples(x, y, y_pred)
+        x_adv = getattr(self, "_x_adv", None) if training else None
+        if x_adv is None:
+            x_adv = self.adversarial_examples(x, y, y_pred)
         y_pred_adv = self(x_adv, training=training)
         adv = super().compute_loss(
             x_adv, y, y_pred_adv, sample_weight, training=training
@@ -202,9 +221,8 @@ class AdversarialModel(keras.Model):
 
     def adversarial_examples(self, x, y, y_pred=None):
         """Perturbed inputs for a batch, against the current weights."""
-        attack, targets = self.attack, y
+        attack, targets = self._training_attack(), y
         if self.objective.attack_loss is not None:  # TRADES: move away from f(x)
-            attack = self._objective_attack()
             targets = ops.stop_gradient(y_pred)
         epsilon = self.attack.epsilon * ops.cast(self.epsilon_scale, "float32")
 
@@ -215,14 +233,28 @@ class AdversarialModel(keras.Model):
             lambda fwd, flat: attack(fwd, flat, targets, epsilon=epsilon), forward, x
         )
 
-    def _objective_attack(self):
-        if getattr(self, "_cached_objective_attack", None) is None:
-            config = {**self.attack.get_config(), "loss": None}
-            clone = type(self.attack).from_config(config)
-            clone.loss = self.objective.attack_loss
-            clone.seed_generator = self.attack.seed_generator
-            self._cached_objective_attack = clone
-        return self._cached_objective_attack
+    def _training_attack(self):
+        """`self.attack`, told what the compiled loss knows, sharing its seed.
+
+        TRADES replaces the attack's loss with its KL term; a compiled loss
+        that states `from_logits` spares the default attack loss detecting
+        it on every step (about 20% of a PGD step on the CPU).
+        """
+        if getattr(self, "_cached_attack", None) is not None:
+            return self._cached_attack
+        attack = self.attack
+        from_logits = getattr(self.loss, "from_logits", None)
+        needs_loss = self.objective.attack_loss is not None
+        knows_logits = attack.from_logits is None and from_logits is not None
+        if needs_loss or (knows_logits and attack.loss is None):
+            config = {**attack.get_config(), "loss": None}
+            if knows_logits:
+                config["from_logits"] = bool(from_logits)
+            attack = type(attack).from_config(config)
+            attack.loss = self.objective.attack_loss if needs_loss else self.attack.loss
+            attack.seed_generator = self.attack.seed_generator
+        self._cached_attack = attack
+        return attack
 
     def get_config(self):
         return {

@@ -12,6 +12,9 @@ Public functions:
   (`tf.function`, `jax.jit`, eager on torch). `state` lists the Keras
   variables `fn` reads or updates (model weights, seed generator state), which
   the JAX version threads through the compiled function explicitly.
+- `ATTACK_BEFORE_TRAIN_STEP`: whether `AdversarialModel` may attack in
+  `train_step` before Keras differentiates (TensorFlow, torch), keeping the
+  attack's own passes off the gradient tape.
 - `is_concrete(x)`: whether `x` holds values (eager), as opposed to a
   symbolic tensor being traced. Data-dependent input checks only run on
   concrete values.
@@ -22,14 +25,17 @@ import keras
 _BACKEND = keras.backend.backend()
 
 if _BACKEND == "tensorflow":
+    from keras_adv.backend.tensorflow import ATTACK_BEFORE_TRAIN_STEP
     from keras_adv.backend.tensorflow import compile_fn
     from keras_adv.backend.tensorflow import is_concrete
     from keras_adv.backend.tensorflow import value_and_input_grad
 elif _BACKEND == "jax":
+    from keras_adv.backend.jax import ATTACK_BEFORE_TRAIN_STEP
     from keras_adv.backend.jax import compile_fn
     from keras_adv.backend.jax import is_concrete
     from keras_adv.backend.jax import value_and_input_grad
 elif _BACKEND == "torch":
+    from keras_adv.backend.torch import ATTACK_BEFORE_TRAIN_STEP
     from keras_adv.backend.torch import compile_fn
     from keras_adv.backend.torch import is_concrete
     from keras_adv.backend.torch import value_and_input_grad
@@ -39,4 +45,9 @@ else:
         "Set KERAS_BACKEND to one of 'tensorflow', 'jax' or 'torch'."
     )
 
-__all__ = ["compile_fn", "is_concrete", "value_and_input_grad"]
+__all__ = [
+    "ATTACK_BEFORE_TRAIN_STEP",
+    "compile_fn",
+    "is_concrete",
+    "value_and_input_grad",
+]

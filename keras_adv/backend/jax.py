@@ -3,6 +3,10 @@
 import jax
 import keras
 
+# Whether AdversarialModel attacks in `train_step` before Keras's gradient
+# computation starts (so it is not recorded), or inside `compute_loss`.
+ATTACK_BEFORE_TRAIN_STEP = False  # train_step is stateless under JAX
+
 
 def value_and_input_grad(loss_fn, x):
     return jax.value_and_grad(loss_fn)(x)

@@ -2,6 +2,10 @@
 
 import tensorflow as tf
 
+# Whether AdversarialModel attacks in `train_step` before Keras's gradient
+# computation starts (so it is not recorded), or inside `compute_loss`.
+ATTACK_BEFORE_TRAIN_STEP = True
+
 
 def value_and_input_grad(loss_fn, x):
     x = tf.convert_to_tensor(x)

@@ -2,6 +2,10 @@
 
 import torch
 
+# Whether AdversarialModel attacks in `train_step` before Keras's gradient
+# computation starts (so it is not recorded), or inside `compute_loss`.
+ATTACK_BEFORE_TRAIN_STEP = True
+
 
 def value_and_input_grad(loss_fn, x):
     # Keras runs `predict` and `test_step` under `no_grad`; attacks need grads.
