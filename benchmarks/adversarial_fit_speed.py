@@ -1,10 +1,12 @@
 """`AdversarialModel.fit` epoch time against hand-written TensorFlow loops.
 
 Run: `python benchmarks/adversarial_fit_speed.py` (TensorFlow backend, about
-3 minutes on 2 cores). Same model (the reference CNN), data (8,192 digits,
-the 1,797 images tiled), batch 128 and optimizer for every variant; each
-variant runs in its own process, so that peak RSS is its own. Reports the
-median of `--epochs` timed epochs after one warm-up epoch.
+5 minutes on 2 cores). Same model (the reference CNN), data (8,192 digits,
+the 1,797 images tiled), batch 128 and optimizer for every variant. The
+variants run in one process, one epoch each in turn for `--rounds` rounds
+after a warm-up epoch, so that the drift of a shared machine spreads over
+all of them; the median epoch is reported. Peak RSS comes from a separate
+process per variant that trains two epochs.
 
 Variants, each with jit_compile off and on:
 - FGSM-mixed (eps 0.1, alpha 0.5): AdversarialModel; a hand-written step
@@ -15,9 +17,7 @@ Variants, each with jit_compile off and on:
 """
 
 import argparse
-import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -41,7 +41,14 @@ def setup():
     return small_cnn(seed=0), x, y
 
 
-def keras_adv_epochs(attack_name, jit, epochs):
+def batches(x, y):
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x)).batch(BATCH)
+
+
+def keras_adv_runner(attack_name, jit):
+    """A function that trains one epoch with AdversarialModel.fit."""
     import keras
 
     from keras_adv import FGSM
@@ -59,20 +66,12 @@ def keras_adv_epochs(attack_name, jit, epochs):
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=jit,
     )
-    times = []
-
-    class Timer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.start)
-
-    adv.fit(x, y, batch_size=BATCH, epochs=epochs + 1, verbose=0, callbacks=[Timer()])
-    return times[1:]
+    dataset = batches(x, y)  # the hand-written loops' input pipeline
+    return lambda: adv.fit(dataset, epochs=1, verbose=0)
 
 
-def hand_written_epochs(variant, jit, epochs):
+def hand_written_runner(variant, jit):
+    """A function that trains one epoch with a hand-written tf.function step."""
     import keras
     import tensorflow as tf
 
@@ -87,15 +86,17 @@ def hand_written_epochs(variant, jit, epochs):
             loss = ce(yb, model(x_adv, training=False))
         return tape.gradient(loss, x_adv)
 
+    def apply(loss_or_grads, tape=None):
+        grads = loss_or_grads if tape is None else tape.gradient(loss_or_grads, weights)
+        optimizer.apply_gradients(zip(grads, weights, strict=True))
+
     def fgsm_three_pass(xb, yb):
         x_adv = tf.clip_by_value(xb + EPS * tf.sign(input_grad(xb, yb)), 0.0, 1.0)
         with tf.GradientTape() as tape:
             clean = ce(yb, model(xb, training=True))
             adv = ce(yb, model(x_adv, training=True))
             loss = 0.5 * clean + 0.5 * adv
-        optimizer.apply_gradients(
-            zip(tape.gradient(loss, weights), weights, strict=True)
-        )
+        apply(loss, tape)
 
     def fgsm_shared_pass(xb, yb):
         with tf.GradientTape() as tape:
@@ -106,8 +107,7 @@ def hand_written_epochs(variant, jit, epochs):
         with tf.GradientTape() as tape:
             adv = ce(yb, model(x_adv, training=True))
         g_adv = tape.gradient(adv, weights)
-        grads = [0.5 * a + 0.5 * b for a, b in zip(g_clean, g_adv, strict=True)]
-        optimizer.apply_gradients(zip(grads, weights, strict=True))
+        apply([0.5 * a + 0.5 * b for a, b in zip(g_clean, g_adv, strict=True)])
 
     def pgd_madry(xb, yb):
         step = 2.5 * EPS / 7
@@ -115,28 +115,24 @@ def hand_written_epochs(variant, jit, epochs):
         for _ in range(7):
             x_adv = x_adv + step * tf.sign(input_grad(x_adv, yb))
             x_adv = tf.clip_by_value(tf.clip_by_value(x_adv, xb - EPS, xb + EPS), 0, 1)
-        x_adv = tf.stop_gradient(x_adv)
         with tf.GradientTape() as tape:
-            loss = ce(yb, model(x_adv, training=True))
-        optimizer.apply_gradients(
-            zip(tape.gradient(loss, weights), weights, strict=True)
-        )
+            loss = ce(yb, model(tf.stop_gradient(x_adv), training=True))
+        apply(loss, tape)
 
-    step_fn = {
+    steps = {
         "fgsm-3pass": fgsm_three_pass,
         "fgsm-shared": fgsm_shared_pass,
         "pgd": pgd_madry,
-    }[variant]
+    }
     optimizer.build(weights)
-    step_fn = tf.function(step_fn, jit_compile=jit)
-    dataset = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x)).batch(BATCH)
-    times = []
-    for _ in range(epochs + 1):
-        start = time.perf_counter()
+    step_fn = tf.function(steps[variant], jit_compile=jit)
+    dataset = batches(x, y)
+
+    def epoch():
         for xb, yb in dataset:
             step_fn(xb, yb)
-        times.append(time.perf_counter() - start)
-    return times[1:]
+
+    return epoch
 
 
 VARIANTS = {
@@ -148,48 +144,61 @@ VARIANTS = {
 }
 
 
-def run_one(name, jit, epochs):
+def runner(name, jit):
     kind, variant = VARIANTS[name]
-    run = keras_adv_epochs if kind == "keras_adv" else hand_written_epochs
-    times = sorted(run(variant, jit, epochs))
-    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"median_s": times[len(times) // 2], "rss_mib": rss_mib}))
+    make = keras_adv_runner if kind == "keras_adv" else hand_written_runner
+    return make(variant, jit)
+
+
+def peak_rss(name, jit):
+    """Peak RSS (MiB) of a fresh process that trains `name` for two epochs."""
+    cmd = [sys.executable, __file__, "--rss", name] + (["--jit"] if jit else [])
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rss", help=argparse.SUPPRESS)
     parser.add_argument("--jit", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.one:
-        return run_one(args.one, args.jit, args.epochs)
+    if args.rss:
+        epoch = runner(args.rss, args.jit)
+        epoch()
+        epoch()
+        # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a child
+        # would report its parent's peak.
+        with open("/proc/self/status") as status:
+            line = next(row for row in status if row.startswith("VmHWM"))
+        print(int(line.split()[1]) / 1024)
+        return
     print(
-        f"{EXAMPLES} digits, batch {BATCH}, small_cnn, median of {args.epochs} "
-        "epochs after one warm-up, one process per variant"
+        f"{EXAMPLES} digits, batch {BATCH}, small_cnn; median epoch of "
+        f"{args.rounds} rounds, variants interleaved after a warm-up epoch"
     )
     print(
         f"{'variant':34} {'jit':>5} {'epoch s':>8} {'vs best hand':>12} {'peak RSS':>9}"
     )
     for prefix in ("FGSM-mixed", "PGD-7-madry"):
-        rows = {}
-        for name in (n for n in VARIANTS if n.startswith(prefix)):
-            for jit in (False, True):
-                cmd = [
-                    sys.executable,
-                    __file__,
-                    "--one",
-                    name,
-                    "--epochs",
-                    str(args.epochs),
-                ] + (["--jit"] if jit else [])
-                out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-                rows[(name, jit)] = json.loads(out.stdout.strip().splitlines()[-1])
-        best = min(r["median_s"] for (n, _), r in rows.items() if "hand" in n)
-        for (name, jit), r in rows.items():
+        keys = [(n, jit) for n in VARIANTS if n.startswith(prefix) for jit in (0, 1)]
+        epochs = {key: runner(key[0], bool(key[1])) for key in keys}
+        for epoch in epochs.values():
+            epoch()  # traces and compiles
+        times = {key: [] for key in keys}
+        for _ in range(args.rounds):
+            for key, epoch in epochs.items():
+                start = time.perf_counter()
+                epoch()
+                times[key].append(time.perf_counter() - start)
+        median = {key: sorted(t)[len(t) // 2] for key, t in times.items()}
+        best = min(t for (name, _), t in median.items() if "hand" in name)
+        for name, jit in keys:
+            seconds = median[(name, jit)]
             print(
-                f"{name:34} {str(jit):>5} {r['median_s']:8.2f} "
-                f"{r['median_s'] / best:11.2f}x {r['rss_mib']:7.0f}MiB"
+                f"{name:34} {str(bool(jit)):>5} {seconds:8.2f} {seconds / best:11.2f}x "
+                f"{peak_rss(name, bool(jit)):7.0f}MiB",
+                flush=True,
             )
 
 

@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_adv import backend
 from keras_adv import objectives
+from keras_adv import shared_pass as shared_pass_module
 from keras_adv.adversarial_inputs import AdversarialInputs
 from keras_adv.adversarial_metrics import adversarial_counterparts
 from keras_adv.attacks.attack import Attack
@@ -19,6 +20,7 @@ _ADV_ARGS = (
     "epsilon_ramp",
     "evaluate_adversarial",
     "perturb",
+    "shared_pass",
 )
 
 
@@ -61,6 +63,10 @@ class AdversarialModel(keras.Model):
             attacks and reports `adv_` metrics. Defaults to `True`.
         perturb: names (dict keys or input names) of the inputs to attack
             for multi-input models. Defaults to `None`: every float input.
+        shared_pass: for FGSM with the mixed or madry objective, take the
+            attack's input gradient from the clean backward pass (two passes
+            per step instead of three) wherever that is exact; see
+            `keras_adv.shared_pass`. TensorFlow only. Defaults to `True`.
     """
 
     def __init__(
@@ -74,6 +80,7 @@ class AdversarialModel(keras.Model):
         epsilon_ramp=0,
         evaluate_adversarial=True,
         perturb=None,
+        shared_pass=True,
         **kwargs,
     ):
         if model is not None:
@@ -109,6 +116,7 @@ class AdversarialModel(keras.Model):
         self.adv_loss_tracker = keras.metrics.Mean(name="adv_loss")
         self.clean_loss_tracker = keras.metrics.Mean(name="clean_loss")
         self.adv_compile_metrics = None
+        self.shared_pass = bool(shared_pass)
 
     def compile(self, optimizer="rmsprop", loss=None, **kwargs):
         if loss is None:
@@ -185,6 +193,10 @@ class AdversarialModel(keras.Model):
     def train_step(self, *args):
         if not backend.ATTACK_BEFORE_TRAIN_STEP:
             return super().train_step(*args)
+        x = keras.utils.unpack_x_y_sample_weight(args[0])[0]
+        alpha = shared_pass_module.shared_pass_alpha(self, x)
+        if alpha is not None:
+            return shared_pass_module.train_step(self, args[0], alpha)
         # Attack before Keras opens its gradient tape: the tape then records
         # only the clean and adversarial passes, not every attack step.
         x, y, _ = keras.utils.unpack_x_y_sample_weight(args[0])
@@ -201,9 +213,8 @@ class AdversarialModel(keras.Model):
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
         clean = super().compute_loss(x, y, y_pred, sample_weight, training=training)
-        batch = ops.shape(keras.tree.flatten(x)[0])[0]
-        self.clean_loss_tracker.update_state(clean, sample_weight=batch)
         if not training and not self.evaluate_adversarial:
+            self.record_losses(x, clean)
             return clean
         x_adv = getattr(self, "_x_adv", None) if training else None
         if x_adv is None:
@@ -212,12 +223,27 @@ class AdversarialModel(keras.Model):
         adv = super().compute_loss(
             x_adv, y, y_pred_adv, sample_weight, training=training
         )
-        self.adv_loss_tracker.update_state(adv, sample_weight=batch)
+        self.record_losses(x, clean, adv)
+        self.record_adversarial_metrics(y, y_pred_adv, sample_weight)
+        return self.objective.combine(clean, adv, y_pred, y_pred_adv)
+
+    def record_losses(self, x, clean, adv=None, total=None):
+        """Updates `clean_loss`, `adv_loss` and (with `total`) Keras's `loss`."""
+        batch = ops.shape(keras.tree.flatten(x)[0])[0]
+        pairs = [(self.clean_loss_tracker, clean), (self.adv_loss_tracker, adv)]
+        if total is not None:  # Keras's own step records it otherwise
+            pairs.append((self._loss_tracker, total))
+        for tracker, value in pairs:
+            if value is not None:
+                value = backend.unscale_for_distribution(value)
+                tracker.update_state(value, sample_weight=batch)
+
+    def record_adversarial_metrics(self, y, y_pred_adv, sample_weight):
+        """Updates the `adv_` counterparts of the compiled metrics."""
         if self.adv_compile_metrics is not None:
             self.adv_compile_metrics.update_state(
                 y, ops.stop_gradient(y_pred_adv), sample_weight
             )
-        return self.objective.combine(clean, adv, y_pred, y_pred_adv)
 
     def adversarial_examples(self, x, y, y_pred=None):
         """Perturbed inputs for a batch, against the current weights."""
@@ -266,6 +292,7 @@ class AdversarialModel(keras.Model):
             "epsilon_ramp": self.schedule.ramp,
             "evaluate_adversarial": self.evaluate_adversarial,
             "perturb": self.inputs_to_perturb.names,
+            "shared_pass": self.shared_pass,
         }
 
     @classmethod

@@ -106,16 +106,23 @@ class PGD(Attack):
         best, _ = ops.fori_loop(1, self.restarts, restart, (best, best_value))
         return best
 
-    def _ascend(self, objective, x, start, epsilon):
-        step_size = self.effective_step_size(epsilon)
+    def ascent_step(self, x, x_adv, grad, epsilon):
+        """One step from `x_adv` along `grad` (the loss's input gradient there).
 
+        Exposed so that a training step which already has the gradient (the
+        clean backward pass of FGSM-mixed) can take the step itself.
+        """
+        direction = ops.cast(norms.normalize_grad(grad, self.norm), x_adv.dtype)
+        step_size = self.effective_step_size(epsilon)
+        return self.project(x, x_adv + step_size * direction, epsilon)
+
+    def _ascend(self, objective, x, start, epsilon):
         def total(x_adv):
             return ops.sum(objective(x_adv))
 
         def step(i, x_adv):
             _, grad = backend.value_and_input_grad(total, x_adv)
-            direction = ops.cast(norms.normalize_grad(grad, self.norm), x_adv.dtype)
-            return self.project(x, x_adv + step_size * direction, epsilon)
+            return self.ascent_step(x, x_adv, grad, epsilon)
 
         if self.steps == 1:
             return step(0, start)

@@ -15,6 +15,10 @@ Public functions:
 - `ATTACK_BEFORE_TRAIN_STEP`: whether `AdversarialModel` may attack in
   `train_step` before Keras differentiates (TensorFlow, torch), keeping the
   attack's own passes off the gradient tape.
+- `shared_pass_step(...)`: the two-pass mixed-objective training step
+  (TensorFlow), or `None` where the backend has none.
+- `unscale_for_distribution(loss)`: a loss as one replica reports it, times
+  the number of replicas (TensorFlow's `tf.distribute`), for logging.
 - `is_concrete(x)`: whether `x` holds values (eager), as opposed to a
   symbolic tensor being traced. Data-dependent input checks only run on
   concrete values.
@@ -28,16 +32,22 @@ if _BACKEND == "tensorflow":
     from keras_adv.backend.tensorflow import ATTACK_BEFORE_TRAIN_STEP
     from keras_adv.backend.tensorflow import compile_fn
     from keras_adv.backend.tensorflow import is_concrete
+    from keras_adv.backend.tensorflow import shared_pass_step
+    from keras_adv.backend.tensorflow import unscale_for_distribution
     from keras_adv.backend.tensorflow import value_and_input_grad
 elif _BACKEND == "jax":
     from keras_adv.backend.jax import ATTACK_BEFORE_TRAIN_STEP
     from keras_adv.backend.jax import compile_fn
     from keras_adv.backend.jax import is_concrete
+    from keras_adv.backend.jax import shared_pass_step
+    from keras_adv.backend.jax import unscale_for_distribution
     from keras_adv.backend.jax import value_and_input_grad
 elif _BACKEND == "torch":
     from keras_adv.backend.torch import ATTACK_BEFORE_TRAIN_STEP
     from keras_adv.backend.torch import compile_fn
     from keras_adv.backend.torch import is_concrete
+    from keras_adv.backend.torch import shared_pass_step
+    from keras_adv.backend.torch import unscale_for_distribution
     from keras_adv.backend.torch import value_and_input_grad
 else:
     raise ImportError(
@@ -49,5 +59,7 @@ __all__ = [
     "ATTACK_BEFORE_TRAIN_STEP",
     "compile_fn",
     "is_concrete",
+    "shared_pass_step",
+    "unscale_for_distribution",
     "value_and_input_grad",
 ]

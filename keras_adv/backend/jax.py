@@ -39,3 +39,11 @@ def compile_fn(fn, state):
 
 def is_concrete(x):
     return not isinstance(x, jax.core.Tracer)
+
+
+def unscale_for_distribution(value):
+    return value  # Keras scales losses for distribution on TensorFlow only
+
+
+# No two-pass mixed step: the step here is Keras's own (see tensorflow.py).
+shared_pass_step = None

@@ -25,3 +25,11 @@ def compile_fn(fn, state):
 def is_concrete(x):
     del x
     return True
+
+
+def unscale_for_distribution(value):
+    return value  # Keras scales losses for distribution on TensorFlow only
+
+
+# No two-pass mixed step: the step here is Keras's own (see tensorflow.py).
+shared_pass_step = None

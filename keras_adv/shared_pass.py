@@ -1,0 +1,131 @@
+"""The two-pass training step for FGSM with the mixed (or madry) objective.
+
+Keras's own step plus an attack costs three passes for FGSM-mixed: the
+attack's forward and backward, then the clean and adversarial passes. When
+the attack's gradient equals the clean loss's input gradient, the clean
+backward pass can give both the input gradient and the clean weight gradient
+(TensorFlow's old NSL wrapper reused the clean pass this way): two passes.
+This module decides when that is exact and runs it; the backend computes it.
+"""
+
+import keras
+from keras import ops
+
+from keras_adv import backend
+from keras_adv import objectives
+from keras_adv.attacks.pgd import PGD
+
+_CROSSENTROPY_CLASSES = (
+    keras.losses.SparseCategoricalCrossentropy,
+    keras.losses.CategoricalCrossentropy,
+    keras.losses.BinaryCrossentropy,
+)
+_CROSSENTROPY_NAMES = (
+    "sparse_categorical_crossentropy",
+    "categorical_crossentropy",
+    "binary_crossentropy",
+)
+
+
+_MODE_DEPENDENT = (
+    keras.layers.BatchNormalization,
+    keras.layers.Dropout,
+    keras.layers.SpatialDropout1D,
+    keras.layers.SpatialDropout2D,
+    keras.layers.SpatialDropout3D,
+    keras.layers.GaussianDropout,
+    keras.layers.GaussianNoise,
+    keras.layers.AlphaDropout,
+)
+
+
+def _leaf_layers(layer):
+    children = getattr(layer, "layers", None)
+    if not children:
+        yield layer
+        return
+    for child in children:
+        yield from _leaf_layers(child)
+
+
+def _mode_independent(model):
+    """No layer behaves differently in training (no Dropout, BatchNorm...).
+
+    Keras layers that change with `training` are listed; a layer from outside
+    Keras counts as mode-dependent (its `call` signature does not tell: even
+    `Dense.call` takes `training`).
+    """
+    for layer in _leaf_layers(model):
+        if not type(layer).__module__.startswith("keras."):
+            return False
+        if isinstance(layer, _MODE_DEPENDENT) or type(layer).__name__.startswith(
+            "Random"  # augmentation layers: RandomFlip, RandomRotation...
+        ):
+            return False
+        if getattr(layer, "activity_regularizer", None) is not None:
+            return False  # a loss term that depends on the inputs
+    return True
+
+
+def _loss_from_logits(loss):
+    """`from_logits` of a plain crossentropy loss; `None` for any other loss."""
+    if isinstance(loss, str) and loss in _CROSSENTROPY_NAMES:
+        return False
+    if isinstance(loss, _CROSSENTROPY_CLASSES):
+        config = loss.get_config()
+        if config.get("label_smoothing") or config.get("ignore_class") is not None:
+            return None
+        return bool(config.get("from_logits"))
+    return None
+
+
+def shared_pass_alpha(model, x):
+    """The objective's alpha if the two-pass step is exact for `model`, else None.
+
+    Exact when: the backend has the step; a single input tensor; the objective
+    is `Mixed` (madry included); the attack is one untargeted gradient step
+    from `x` with the default loss (FGSM without random start); the compiled
+    loss is a plain crossentropy that agrees on `from_logits` (its input
+    gradient is the attack's, scaled by positive per-example weights, which
+    sign and L2 normalisation ignore); and the clean pass and the attack see
+    the same model (`attack_training=True`, or no mode-dependent layer).
+    """
+    attack = model.attack
+    if backend.shared_pass_step is None or not model.shared_pass:
+        return None
+    if isinstance(x, (dict, list, tuple)) or not isinstance(
+        model.objective, objectives.Mixed
+    ):
+        return None
+    if "float" not in keras.backend.standardize_dtype(x.dtype):
+        return None  # the general step explains that ids cannot be attacked
+    if not isinstance(attack, PGD) or attack.steps != 1 or attack.random_start:
+        return None
+    if attack.targeted or attack.loss is not None:
+        return None
+    from_logits = _loss_from_logits(model.loss)
+    if from_logits is None or attack.from_logits not in (None, from_logits):
+        return None
+    if not (model.attack_training or _mode_independent(model)):
+        return None
+    return model.objective.alpha
+
+
+def train_step(model, data, alpha):
+    """Keras's `train_step` contract (metrics dict) for the two-pass step."""
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    attack = model.attack
+    epsilon = attack.epsilon * ops.cast(model.epsilon_scale, "float32")
+
+    def loss_fn(inputs, y_pred):
+        return keras.Model.compute_loss(model, inputs, y, y_pred, sample_weight)
+
+    def adversarial(inputs, input_grad):
+        return attack.ascent_step(inputs, inputs, input_grad, epsilon)
+
+    y_pred, y_pred_adv, clean, adv = backend.shared_pass_step(
+        model, x, loss_fn, adversarial, alpha
+    )
+    model.record_losses(x, clean, adv, model.objective.combine(clean, adv, None, None))
+    model.record_adversarial_metrics(y, y_pred_adv, sample_weight)
+    return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
