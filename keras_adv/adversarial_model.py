@@ -106,6 +106,13 @@ class AdversarialModel(keras.Model):
         self.attack = attack
         self.attack_seed_generator = attack.seed_generator  # tracked: saved, JAX
         self.objective = objectives.get(objective)
+        if attack_training and not backend.TRAINING_MODE_ATTACKS:
+            raise ValueError(
+                "Argument `attack_training=True` is not supported on the "
+                f"{keras.backend.backend()} backend: BatchNormalization updates "
+                "inside the attack's gradient would escape it. Use the default "
+                "(inference mode). Received: attack_training=True"
+            )
         self.attack_training = bool(attack_training)
         self._evaluate_adversarial = bool(evaluate_adversarial)
         self.schedule = EpsilonSchedule(adv_warmup, epsilon_ramp)

@@ -8,6 +8,7 @@ from keras import ops
 from keras_adv import FGSM
 from keras_adv import PGD
 from keras_adv import AdversarialModel
+from keras_adv import backend
 from keras_adv import objectives
 
 CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -139,6 +140,10 @@ def test_attack_runs_in_inference_mode_by_default():
     model.adversarial_examples(ops.convert_to_tensor(x), ops.convert_to_tensor(y))
     for a, b in zip(before, bn.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+    if not backend.TRAINING_MODE_ATTACKS:
+        with pytest.raises(ValueError, match="attack_training"):
+            adversarial(FGSM(0.1), attack_training=True)
+        return
     model.attack_training = True
     model.adversarial_examples(ops.convert_to_tensor(x), ops.convert_to_tensor(y))
     assert not np.allclose(before[2], bn.get_weights()[2])  # moving mean moved

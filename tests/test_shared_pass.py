@@ -89,6 +89,7 @@ def test_two_pass_step_is_not_used_where_it_would_not_be_exact(make):
 
 
 @NEEDS_STEP
+@pytest.mark.skipif(not backend.TRAINING_MODE_ATTACKS, reason="no training mode")
 def test_batchnorm_model_uses_it_when_the_attack_runs_in_training_mode():
     base = base_model(seed=0, batchnorm=True)
     model = AdversarialModel(

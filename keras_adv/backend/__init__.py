@@ -19,6 +19,8 @@ Public functions:
   (TensorFlow), or `None` where the backend has none.
 - `unscale_for_distribution(loss)`: a loss as one replica reports it, times
   the number of replicas (TensorFlow's `tf.distribute`), for logging.
+- `TRAINING_MODE_ATTACKS`: whether attacks may run the model in training
+  mode (not under JAX, where BatchNorm updates inside `jax.grad` would leak).
 - `is_concrete(x)`: whether `x` holds values (eager), as opposed to a
   symbolic tensor being traced. Data-dependent input checks only run on
   concrete values.
@@ -30,6 +32,7 @@ _BACKEND = keras.backend.backend()
 
 if _BACKEND == "tensorflow":
     from keras_adv.backend.tensorflow import ATTACK_BEFORE_TRAIN_STEP
+    from keras_adv.backend.tensorflow import TRAINING_MODE_ATTACKS
     from keras_adv.backend.tensorflow import compile_fn
     from keras_adv.backend.tensorflow import is_concrete
     from keras_adv.backend.tensorflow import shared_pass_step
@@ -37,6 +40,7 @@ if _BACKEND == "tensorflow":
     from keras_adv.backend.tensorflow import value_and_input_grad
 elif _BACKEND == "jax":
     from keras_adv.backend.jax import ATTACK_BEFORE_TRAIN_STEP
+    from keras_adv.backend.jax import TRAINING_MODE_ATTACKS
     from keras_adv.backend.jax import compile_fn
     from keras_adv.backend.jax import is_concrete
     from keras_adv.backend.jax import shared_pass_step
@@ -44,6 +48,7 @@ elif _BACKEND == "jax":
     from keras_adv.backend.jax import value_and_input_grad
 elif _BACKEND == "torch":
     from keras_adv.backend.torch import ATTACK_BEFORE_TRAIN_STEP
+    from keras_adv.backend.torch import TRAINING_MODE_ATTACKS
     from keras_adv.backend.torch import compile_fn
     from keras_adv.backend.torch import is_concrete
     from keras_adv.backend.torch import shared_pass_step
@@ -57,6 +62,7 @@ else:
 
 __all__ = [
     "ATTACK_BEFORE_TRAIN_STEP",
+    "TRAINING_MODE_ATTACKS",
     "compile_fn",
     "is_concrete",
     "shared_pass_step",

@@ -7,6 +7,9 @@ import keras
 # computation starts (so it is not recorded), or inside `compute_loss`.
 ATTACK_BEFORE_TRAIN_STEP = False  # train_step is stateless under JAX
 
+# Whether attacks may run the model in training mode (`attack_training=True`).
+TRAINING_MODE_ATTACKS = False  # BatchNorm updates inside jax.grad would leak tracers
+
 
 def value_and_input_grad(loss_fn, x):
     return jax.value_and_grad(loss_fn)(x)

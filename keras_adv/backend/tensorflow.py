@@ -6,6 +6,9 @@ import tensorflow as tf
 # computation starts (so it is not recorded), or inside `compute_loss`.
 ATTACK_BEFORE_TRAIN_STEP = True
 
+# Whether attacks may run the model in training mode (`attack_training=True`).
+TRAINING_MODE_ATTACKS = True
+
 
 def value_and_input_grad(loss_fn, x):
     x = tf.convert_to_tensor(x)
