@@ -120,7 +120,7 @@ def test_summary_runs(capsys):
 @TF_ONLY
 @pytest.mark.slow
 def test_mirrored_strategy_matches_one_device():
-    """Two logical CPUs under MirroredStrategy give one device's weights."""
+    """Two logical CPUs under MirroredStrategy give one device's weights and logs."""
     script = textwrap.dedent(
         """
         import numpy as np, tensorflow as tf, keras
@@ -136,12 +136,15 @@ def test_mirrored_strategy_matches_one_device():
                 model = AdversarialModel(base.inputs, base.outputs,
                     attack=PGD(0.1, steps=2, random_start=False))
                 model.compile(keras.optimizers.SGD(0.1), CE, metrics=["accuracy"])
-            model.fit(x, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
-            return model.get_weights()
-        one = train(tf.distribute.get_strategy())
-        two = train(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+            history = model.fit(x, y, epochs=2, batch_size=32, shuffle=False,
+                                verbose=0)
+            return model.get_weights(), history.history
+        one, logs_one = train(tf.distribute.get_strategy())
+        two, logs_two = train(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
         for a, b in zip(one, two):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        for key in ["loss", "clean_loss", "adv_loss", "adv_accuracy"]:
+            np.testing.assert_allclose(logs_one[key], logs_two[key], rtol=1e-4)
         print("MIRRORED_OK")
         """
     )
