@@ -36,5 +36,8 @@ def test_quickstart_example_prints_the_table():
     lines = result.stdout.splitlines()
     header = next(line for line in lines if line.startswith("training"))
     assert "clean acc" in header and "PGD-20 eps=0.2" in header
-    rows = [line for line in lines if line.startswith(("clean ", "PGD-7"))]
-    assert len(rows) == 2
+    rows = [line for line in lines if line.startswith(("clean ", "FGSM ", "PGD-7"))]
+    assert len(rows) == 3
+    for row in rows:  # accuracies are numbers in [0, 1]
+        cells = [cell.strip() for cell in row.split("|")]
+        assert all(0.0 <= float(cell) <= 1.0 for cell in cells[1:4])

@@ -104,3 +104,12 @@ def test_calling_the_attack_inside_a_compiled_function(trained_logits_model, dig
     inside = keras.ops.convert_to_numpy(compiled(x[:64], y[:64]))
     outside = attack.generate(model, x[:64], y[:64])
     assert np.mean(np.isclose(inside, outside, atol=1e-6)) > 0.999
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TF's warning")
+def test_many_attacks_raise_no_retracing_warning(trained_logits_model, digits, caplog):
+    """One compiled function per attack and model is by design, not retracing."""
+    _, (x, y) = digits
+    for eps in (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07):
+        FGSM(eps).generate(trained_logits_model, x[:32], y[:32])
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]

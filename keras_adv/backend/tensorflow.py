@@ -21,7 +21,22 @@ def value_and_input_grad(loss_fn, x):
 def compile_fn(fn, state):
     # TensorFlow variables are read and assigned inside graphs natively.
     del state
-    return tf.function(fn, reduce_retracing=True)
+    return tf.function(_Distinct(fn), reduce_retracing=True)
+
+
+class _Distinct:
+    """A callable of its own for each compiled function.
+
+    TensorFlow counts traces per code object and warns about "excessive
+    retracing" when many closures of one function (one per attack and model)
+    each trace once; an object without `__code__` is counted on its own.
+    """
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, *args):
+        return self.fn(*args)
 
 
 def is_concrete(x):
