@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_adv import adversarial_graph as graph
 from keras_adv import backend
 from keras_adv import objectives
 from keras_adv import shared_pass as shared_pass_module
@@ -89,7 +90,7 @@ class AdversarialModel(keras.Model):
                     "Pass either `model` (to wrap a model) or `inputs, outputs`, "
                     "not both. Received: model and inputs/outputs"
                 )
-            args = _wrap(model)
+            args = graph.wrap(model)
             kwargs.setdefault("name", f"adversarial_{model.name}")
         if not args and "inputs" not in kwargs:
             raise ValueError(
@@ -102,7 +103,7 @@ class AdversarialModel(keras.Model):
                 "Argument `attack` must be a keras_adv attack such as "
                 f"keras_adv.PGD(epsilon=0.1). Received: attack={attack!r}"
             )
-        _check_budget(attack)
+        graph.check_budget(attack)
         self.attack = attack
         self.attack_seed_generator = attack.seed_generator  # tracked: saved, JAX
         self.objective = objectives.get(objective)
@@ -200,13 +201,12 @@ class AdversarialModel(keras.Model):
     def train_step(self, *args):
         if not backend.ATTACK_BEFORE_TRAIN_STEP:
             return super().train_step(*args)
-        x = keras.utils.unpack_x_y_sample_weight(args[0])[0]
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(args[0])
         alpha = shared_pass_module.shared_pass_alpha(self, x)
         if alpha is not None:
             return shared_pass_module.train_step(self, args[0], alpha)
         # Attack before Keras opens its gradient tape: the tape then records
         # only the clean and adversarial passes, not every attack step.
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(args[0])
         y_pred = None
         if self.objective.attack_loss is not None:
             y_pred = self(x, training=self.attack_training)
@@ -312,54 +312,5 @@ class AdversarialModel(keras.Model):
         adv["objective"] = keras.saving.deserialize_keras_object(
             adv["objective"], custom_objects=custom_objects
         )
-        inputs, outputs = _functional_from_config(config, custom_objects)
+        inputs, outputs = graph.functional_from_config(config, custom_objects)
         return cls(inputs, outputs, name=config.get("name"), **adv)
-
-
-def _check_budget(attack):
-    if attack.clip is not None and attack.norm == "linf":
-        span = attack.clip[1] - attack.clip[0]
-        if attack.epsilon >= span:
-            raise ValueError(
-                "Argument `attack` has an L-inf budget that covers the whole valid "
-                f"input range clip={attack.clip}: every input could become any "
-                "other. Inputs are expected on the scale of `clip` (e.g. [0, 1] "
-                f"with epsilon around 0.03-0.3). Received: epsilon={attack.epsilon}"
-            )
-
-
-def _wrap(model):
-    """`(inputs, outputs)` of a functional graph with `model` as its one layer."""
-    if not isinstance(model, keras.Model):
-        raise ValueError(
-            "Argument `model` must be a keras.Model. Received: model of type "
-            f"{type(model).__name__}"
-        )
-    structure = None
-    for attribute in ("input", "inputs"):  # Sequential only has `inputs`
-        try:
-            structure = getattr(model, attribute)
-            break
-        except (AttributeError, ValueError):
-            continue
-    if isinstance(structure, list) and len(structure) == 1:
-        structure = structure[0]
-    if structure is None:
-        raise ValueError(
-            "Argument `model` must have defined inputs (a functional or "
-            "Sequential model starting with keras.Input). For a subclassed "
-            "model, build the graph yourself: inputs = keras.Input(shape); "
-            "AdversarialModel(inputs, model(inputs), attack=...). "
-            f"Received: model={model.name!r} without inputs"
-        )
-    inputs = keras.tree.map_structure(
-        lambda t: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t.name),
-        structure,
-    )
-    return inputs, model(inputs)
-
-
-def _functional_from_config(config, custom_objects):
-    """`(inputs, outputs)` of a functional model's config, via Keras itself."""
-    functional = keras.Model.from_config(config, custom_objects=custom_objects)
-    return functional.inputs, functional.outputs

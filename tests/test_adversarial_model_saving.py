@@ -83,3 +83,26 @@ def test_backup_and_restore_resumes_to_the_uninterrupted_weights(tmp_path):
     resumed = run([keras.callbacks.BackupAndRestore(tmp_path / "backup")])
     for a, b in zip(reference, resumed.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_dict_input_model_round_trips(tmp_path):
+    keras.utils.set_random_seed(0)
+    image = keras.Input((6,), name="image")
+    ids = keras.Input((3,), dtype="int32", name="ids")
+    embedded = keras.layers.Flatten()(keras.layers.Embedding(10, 2)(ids))
+    outputs = keras.layers.Dense(2)(keras.layers.Concatenate()([image, embedded]))
+    model = AdversarialModel({"image": image, "ids": ids}, outputs, attack=PGD(0.1))
+    model.compile("adam", CE)
+    rng = np.random.default_rng(0)
+    x = {
+        "image": rng.uniform(size=(16, 6)).astype("float32"),
+        "ids": rng.integers(0, 10, (16, 3)).astype("int32"),
+    }
+    y = rng.integers(0, 2, 16).astype("int32")
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / "dict.keras")
+    loaded = keras.saving.load_model(tmp_path / "dict.keras")
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6
+    )
+    loaded.fit(x, y, epochs=1, verbose=0)
