@@ -1,0 +1,118 @@
+"""`AdversarialMonitor`: attack strength and defense effect in Keras `logs`."""
+
+import keras
+
+from keras_adv import metrics as adv_metrics
+from keras_adv import validation
+from keras_adv.attacks.fgsm import FGSM
+from keras_adv.probe import ProbeSet
+from keras_adv.probe import check_single_output
+from keras_adv.probe import own_attack
+
+
+class AdversarialMonitor(keras.callbacks.Callback):
+    """Logs how strong an attack is and what it does to the model, per epoch.
+
+    After every `every` epochs (and after the first), it attacks a probe set
+    fixed at construction and writes into `logs`:
+
+    - `adv_perturbation_linf`, `adv_perturbation_l2` (and `..._max`): the
+      mean (max) per-example norm of `x_adv - x`, the attack's strength;
+    - `adv_prediction_drift` (L2), `adv_prediction_drift_l1`, `adv_kl`:
+      distances between clean and perturbed probability vectors;
+    - `adv_flip_rate`: share of predictions the attack changes;
+    - `adv_robust_accuracy` and `adv_clean_accuracy` on the probe set.
+
+    History, `CSVLogger`, `TensorBoard`, `EarlyStopping` and
+    `ModelCheckpoint` then see them with no extra code, provided the monitor
+    comes **before** them in the `callbacks` list: Keras calls callbacks in
+    order, and one that runs earlier reads `logs` before the keys exist.
+    The attack runs in a function compiled once per model and reused.
+
+    Args:
+        data: the probe set: an `(x, y)` pair, or a `tf.data.Dataset` of
+            `(x, y)` batches; inputs on the attack's `clip` scale.
+        attack: the attack to run. Defaults to `None`: the model's own attack
+            if it is an `AdversarialModel`, else `FGSM(epsilon)`.
+        epsilon: the FGSM budget when no attack is given. Defaults to 0.03.
+        every: compute every this many epochs (always after the first).
+            Defaults to 1.
+        max_examples: size cap of the probe set. Defaults to 512.
+        batch_size: examples per compiled call. Defaults to 256.
+        from_logits: whether the model outputs logits, for the drift
+            metrics; `None` detects it. Defaults to `None`.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> from keras_adv.callbacks import AdversarialMonitor
+    >>> x = np.random.rand(64, 4).astype("float32"); y = np.arange(64) % 2
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    >>> model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(True))
+    >>> history = model.fit(x, y, epochs=2, verbose=0,
+    ...                     callbacks=[AdversarialMonitor((x, y), epsilon=0.1)])
+    >>> round(history.history["adv_perturbation_linf"][-1], 4)
+    0.1
+    """
+
+    def __init__(
+        self,
+        data,
+        attack=None,
+        epsilon=0.03,
+        every=1,
+        max_examples=512,
+        batch_size=256,
+        from_logits=None,
+    ):
+        super().__init__()
+        self.probe = ProbeSet(data, max_examples, batch_size)
+        self.attack = attack
+        self.epsilon = validation.check_epsilon(epsilon)
+        self.every = validation.check_positive(every, "every", integer=True)
+        self.metrics = [
+            (adv_metrics.PerturbationNorm("linf"), ("x", "x_adv")),
+            (adv_metrics.PerturbationNorm("l2"), ("x", "x_adv")),
+            (adv_metrics.PerturbationNorm("linf", "max"), ("x", "x_adv")),
+            (adv_metrics.PerturbationNorm("l2", "max"), ("x", "x_adv")),
+            (
+                adv_metrics.PredictionDrift("l2", from_logits, name="prediction_drift"),
+                ("y_pred", "y_pred_adv"),
+            ),
+            (adv_metrics.PredictionDrift("l1", from_logits), ("y_pred", "y_pred_adv")),
+            (
+                adv_metrics.PredictionDrift("kl", from_logits, name="kl"),
+                ("y_pred", "y_pred_adv"),
+            ),
+            (adv_metrics.FlipRate(), ("y_pred", "y_pred_adv")),
+            (adv_metrics.RobustAccuracy(), ("y", "y_pred_adv")),
+            (adv_metrics.RobustAccuracy(name="clean_accuracy"), ("y", "y_pred")),
+        ]
+        self.history = {}
+        self._attack_in_use = None
+
+    def on_train_begin(self, logs=None):
+        check_single_output(self.model, "AdversarialMonitor")
+        self.history = {}
+        if self._attack_in_use is None:
+            self._attack_in_use = (
+                self.attack or own_attack(self.model) or FGSM(self.epsilon)
+            )
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch % self.every:
+            return
+        results = self.compute()
+        for key, value in results.items():
+            self.history.setdefault(key, []).append(value)
+        if logs is not None:
+            logs.update(results)
+
+    def compute(self, model=None):
+        """Attacks the probe set now; returns the `adv_` values as a dict."""
+        model = check_single_output(model or self.model, "AdversarialMonitor")
+        attack = self._attack_in_use or self.attack or own_attack(model)
+        attack = attack or FGSM(self.epsilon)
+        self._attack_in_use = attack
+        values = self.probe.evaluate(model, attack, self.metrics)
+        return {f"adv_{name}": value for name, value in values.items()}

@@ -1,0 +1,154 @@
+"""A fixed probe set that callbacks attack each epoch, compiled once per model."""
+
+import weakref
+
+import numpy as np
+from keras import ops
+
+from keras_adv import backend
+from keras_adv import validation
+
+_ARGUMENTS = ("x", "x_adv", "y", "y_pred", "y_pred_adv")
+
+
+def _materialize(data, max_examples):
+    """`(x, y)` NumPy arrays from an `(x, y)` pair or an iterable of batches."""
+    if isinstance(data, (tuple, list)) and len(data) == 2 and hasattr(data[0], "shape"):
+        x, y = (ops.convert_to_numpy(part) for part in data)
+        return x[:max_examples], y[:max_examples]
+    if isinstance(data, (tuple, list)) or not hasattr(data, "__iter__"):
+        raise ValueError(
+            "Argument `data` must be an (x, y) pair of arrays or a dataset of "
+            f"(x, y) batches. Received: data of type {type(data).__name__}"
+        )
+    xs, ys, count = [], [], 0
+    for batch in data:
+        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+            raise ValueError(
+                "Argument `data` must yield (x, y) batches. "
+                f"Received a batch of type {type(batch).__name__}"
+            )
+        xs.append(ops.convert_to_numpy(batch[0]))
+        ys.append(ops.convert_to_numpy(batch[1]))
+        count += len(xs[-1])
+        if count >= max_examples:
+            break
+    if not xs:
+        raise ValueError("Argument `data` must hold at least one example.")
+    return np.concatenate(xs)[:max_examples], np.concatenate(ys)[:max_examples]
+
+
+class ProbeSet:
+    """Examples fixed at construction, checked once, attacked in batches.
+
+    Args:
+        data: an `(x, y)` pair of arrays or tensors, or a `tf.data.Dataset`
+            (any iterable) of `(x, y)` batches.
+        max_examples: at most this many examples are kept. Defaults to 512.
+        batch_size: examples per compiled call. Defaults to 256.
+    """
+
+    def __init__(self, data, max_examples=512, batch_size=256):
+        max_examples = validation.check_positive(
+            max_examples, "max_examples", integer=True
+        )
+        self.batch_size = validation.check_positive(
+            batch_size, "batch_size", integer=True
+        )
+        self.x, self.y = _materialize(data, max_examples)
+        if len(self.x) != len(self.y) or not len(self.x):
+            raise ValueError(
+                "Argument `data` must hold as many labels as inputs, at least "
+                f"one. Received: x of {len(self.x)} and y of {len(self.y)}"
+            )
+        if "float" not in str(self.x.dtype):
+            raise ValueError(
+                "Argument `data` must have float inputs (attacks differentiate "
+                f"with respect to them). Received: x of dtype {self.x.dtype}"
+            )
+        if not np.all(np.isfinite(self.x)):
+            raise ValueError(
+                "Argument `data` holds NaN or Inf inputs; a probe set must be "
+                "finite. Remove or impute them."
+            )
+        self._compiled = weakref.WeakKeyDictionary()
+
+    def __len__(self):
+        return len(self.x)
+
+    def evaluate(self, model, attack, metrics, epsilon=None):
+        """Attacks the probe set and returns `{metric name: value}`.
+
+        Args:
+            model: a `keras.Model` with one output (logits or probabilities).
+            attack: the `Attack` to run.
+            metrics: `(metric, arguments)` pairs; `arguments` names what the
+                metric's `update_state` takes, from `"x"`, `"x_adv"`, `"y"`,
+                `"y_pred"` and `"y_pred_adv"`.
+            epsilon: a budget overriding `attack.epsilon`, passed as a tensor
+                (no retracing per value). Defaults to `attack.epsilon`.
+        """
+        run = self._function(model, attack, metrics)
+        for metric, _ in metrics:
+            metric.reset_state()
+        budget = ops.convert_to_tensor(
+            attack.epsilon if epsilon is None else epsilon, "float32"
+        )
+        for start in range(0, len(self.x), self.batch_size):
+            stop = start + self.batch_size
+            run(self.x[start:stop], self.y[start:stop], budget)
+        return {
+            metric.name: float(ops.convert_to_numpy(metric.result()))
+            for metric, _ in metrics
+        }
+
+    def _function(self, model, attack, metrics):
+        per_model = self._compiled.setdefault(model, {})
+        key = (id(attack), tuple(id(metric) for metric, _ in metrics))
+        if key not in per_model:
+            per_model[key] = _compile(model, attack, metrics)
+        return per_model[key]
+
+
+def _compile(model, attack, metrics):
+    for _, arguments in metrics:
+        unknown = set(arguments) - set(_ARGUMENTS)
+        if unknown:
+            raise ValueError(f"Unknown metric arguments {sorted(unknown)}.")
+    model_ref = weakref.ref(model)
+
+    def forward(inputs):
+        return model_ref()(inputs, training=False)
+
+    def run(x, y, epsilon):
+        x, y = ops.convert_to_tensor(x), ops.convert_to_tensor(y)
+        x_adv = attack.perturb(forward, x, y, epsilon)
+        values = {"x": x, "x_adv": x_adv, "y": y, "y_pred": forward(x)}
+        values["y_pred_adv"] = forward(x_adv)
+        for metric, arguments in metrics:
+            metric.update_state(*(values[name] for name in arguments))
+
+    state = list(model.variables) + [attack.seed_generator.state]
+    for metric, _ in metrics:
+        state.extend(metric.variables)
+    return backend.compile_fn(run, state)
+
+
+def check_single_output(model, name):
+    """Raises `ValueError` unless `model` has one output tensor."""
+    outputs = getattr(model, "outputs", None)
+    if outputs is not None and len(outputs) != 1:
+        raise ValueError(
+            f"{name} needs a model with one output (logits or probabilities); "
+            f"{model.name!r} has {len(outputs)}. Wrap the output to monitor: "
+            "keras.Model(model.inputs, model.outputs[0])."
+        )
+    return model
+
+
+def own_attack(model):
+    """A fresh copy of an `AdversarialModel`'s attack (own random state), or None."""
+    attack = getattr(model, "attack", None)
+    if attack is None or not hasattr(attack, "perturb"):
+        return None
+    return type(attack).from_config(attack.get_config())
