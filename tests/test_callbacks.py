@@ -198,7 +198,7 @@ def test_robustness_curve_logs_and_tabulates(digits_flat):
         {"fgsm": FGSM(0.1), "pgd": PGD(0.1, steps=5, seed=0)},
         epsilons=[0.0, 0.05, 0.2],
     )
-    monitor = AdversarialMonitor((x_probe, y_probe), epsilon=0.1)
+    monitor = AdversarialMonitor((x_probe, y_probe), epsilon=0.1, max_examples=512)
     history = (
         model_for().fit(x, y, epochs=2, verbose=0, callbacks=[curve, monitor]).history
     )

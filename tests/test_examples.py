@@ -7,13 +7,17 @@ import sys
 
 import pytest
 
+from keras_adv import metrics
 from keras_adv.attacks import fgsm
 from keras_adv.attacks import pgd
+from keras_adv.callbacks import adversarial_monitor
 
 ROOT = pathlib.Path(__file__).parents[1]
 
 
-@pytest.mark.parametrize("module", [fgsm, pgd], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "module", [fgsm, pgd, metrics, adversarial_monitor], ids=lambda m: m.__name__
+)
 def test_docstring_examples_run(module):
     failures, tried = doctest.testmod(module, raise_on_error=False, verbose=False)
     assert tried > 0 and failures == 0
@@ -41,3 +45,26 @@ def test_quickstart_example_prints_the_table():
     for row in rows:  # accuracies are numbers in [0, 1]
         cells = [cell.strip() for cell in row.split("|")]
         assert all(0.0 <= float(cell) <= 1.0 for cell in cells[1:4])
+
+
+@pytest.mark.slow
+def test_monitor_example_writes_its_figure(tmp_path):
+    figure, log = tmp_path / "monitor.png", tmp_path / "log.csv"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "monitor_existing_pipeline.py"),
+            "--epochs",
+            "2",
+            "--out",
+            str(figure),
+            "--csv",
+            str(log),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "adv_robust_accuracy" in log.read_text().splitlines()[0]

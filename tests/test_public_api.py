@@ -9,6 +9,8 @@ def test_top_level_api_is_pinned():
         "FGSM",
         "PGD",
         "__version__",
+        "callbacks",
+        "metrics",
         "objectives",
     ]
     for name in keras_adv.__all__:
@@ -22,3 +24,11 @@ def test_attacks_api_is_pinned():
 def test_version_is_semver():
     major, minor, patch = keras_adv.__version__.split(".")
     assert all(part.isdigit() for part in (major, minor, patch))
+
+
+def test_callbacks_api_is_pinned():
+    assert sorted(keras_adv.callbacks.__all__) == [
+        "AdversarialMonitor",
+        "CatastrophicOverfittingGuard",
+        "RobustnessCurve",
+    ]
