@@ -69,15 +69,15 @@ class PerturbationNorm(keras.metrics.Metric):
     def update_state(self, x, x_adv, sample_weight=None):
         delta = ops.cast(x_adv, "float32") - ops.cast(x, "float32")
         lengths = norms.lp_norm(delta, self.norm)
-        weight = (
-            ops.ones_like(lengths)
-            if sample_weight is None
-            else ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
-        )
-        self.total.assign_add(ops.sum(lengths * weight))
-        self.count.assign_add(ops.sum(weight))
-        masked = ops.where(weight > 0, lengths, ops.zeros_like(lengths))
-        self.maximum.assign(ops.maximum(self.maximum, ops.max(masked)))
+        if sample_weight is None:
+            self.count.assign_add(ops.cast(ops.shape(lengths)[0], "float32"))
+            self.total.assign_add(ops.sum(lengths))
+        else:  # weighted mean; the max over examples of non-zero weight
+            weight = ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
+            self.count.assign_add(ops.sum(weight))
+            self.total.assign_add(ops.sum(lengths * weight))
+            lengths = ops.where(weight > 0, lengths, ops.zeros_like(lengths))
+        self.maximum.assign(ops.maximum(self.maximum, ops.max(lengths)))
 
     def result(self):
         if self.reduction == "max":

@@ -24,6 +24,11 @@ def test_perturbation_norm_mean_and_max_over_batches():
     assert value(l2) == pytest.approx(0.4 * 2)  # sqrt(4 * 0.4^2)
     linf.reset_state()
     assert value(linf) == 0.0
+    weighted, heaviest = PerturbationNorm("linf"), PerturbationNorm("linf", "max")
+    for metric in (weighted, heaviest):
+        metric.update_state(x, x + delta, sample_weight=np.array([1.0, 3.0, 0.0]))
+    assert value(weighted) == pytest.approx((0.1 + 3 * 0.2) / 4)
+    assert value(heaviest) == pytest.approx(0.2)  # the 0.4 example has weight 0
     assert l2.name == "perturbation_l2_max" and linf.name == "perturbation_linf"
 
 
