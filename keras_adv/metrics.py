@@ -117,16 +117,7 @@ class PredictionDrift(_MeanOfExamples):
         self.distance, self.from_logits = distance, from_logits
 
     def values(self, y_pred, y_pred_adv):
-        if self.distance == "kl":
-            return losses.kl_divergence(
-                _two_classes(y_pred), _two_classes(y_pred_adv), self.from_logits
-            )
-        gap = _probabilities(y_pred, self.from_logits) - _probabilities(
-            y_pred_adv, self.from_logits
-        )
-        if self.distance == "l1":
-            return ops.sum(ops.abs(gap), axis=-1)
-        return ops.sqrt(ops.sum(ops.square(gap), axis=-1))
+        return drift(y_pred, y_pred_adv, self.distance, self.from_logits)
 
     def get_config(self):
         return {
@@ -134,6 +125,35 @@ class PredictionDrift(_MeanOfExamples):
             "distance": self.distance,
             "from_logits": self.from_logits,
         }
+
+
+def drift(y_pred, y_pred_adv, distance, from_logits=None):
+    """Per-example `"l2"` / `"l1"` distance of probabilities, or `"kl"`."""
+    if distance == "kl":
+        return losses.kl_divergence(
+            _two_classes(y_pred), _two_classes(y_pred_adv), from_logits
+        )
+    gap = _probabilities(y_pred, from_logits) - _probabilities(y_pred_adv, from_logits)
+    if distance == "l1":
+        return ops.sum(ops.abs(gap), axis=-1)
+    return ops.sqrt(ops.sum(ops.square(gap), axis=-1))
+
+
+def flips(y_pred, y_pred_adv):
+    """Per example, 1.0 where the predicted class differs, else 0.0."""
+    changed = ops.not_equal(_predicted_class(y_pred), _predicted_class(y_pred_adv))
+    return ops.cast(changed, "float32")
+
+
+def hits(y_true, y_pred):
+    """Per example, 1.0 where the prediction is right (class ids or one-hot)."""
+    if len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] > 1:
+        labels = ops.argmax(y_true, axis=-1)
+    else:
+        labels = ops.reshape(y_true, (-1,))
+    return ops.cast(
+        ops.equal(ops.cast(labels, "int32"), _predicted_class(y_pred)), "float32"
+    )
 
 
 def _predicted_class(y_pred):
@@ -154,8 +174,7 @@ class FlipRate(_MeanOfExamples):
         super().__init__(name=name, dtype=dtype)
 
     def values(self, y_pred, y_pred_adv):
-        flipped = ops.not_equal(_predicted_class(y_pred), _predicted_class(y_pred_adv))
-        return ops.cast(flipped, "float32")
+        return flips(y_pred, y_pred_adv)
 
 
 @keras.saving.register_keras_serializable(package="keras_adv")
@@ -169,9 +188,4 @@ class RobustAccuracy(_MeanOfExamples):
         super().__init__(name=name, dtype=dtype)
 
     def values(self, y_true, y_pred_adv):
-        if len(y_true.shape) == len(y_pred_adv.shape) and y_true.shape[-1] > 1:
-            labels = ops.argmax(y_true, axis=-1)
-        else:
-            labels = ops.reshape(y_true, (-1,))
-        hits = ops.equal(ops.cast(labels, "int32"), _predicted_class(y_pred_adv))
-        return ops.cast(hits, "float32")
+        return hits(y_true, y_pred_adv)
