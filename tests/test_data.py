@@ -1,6 +1,9 @@
+import gzip
+
 import numpy as np
 import pytest
 
+from keras_adv import data
 from keras_adv.data import load_digits
 
 
@@ -25,3 +28,75 @@ def test_digits_split_is_reproducible_and_seeded():
 def test_bad_test_fraction():
     with pytest.raises(ValueError, match="test_fraction"):
         load_digits(test_fraction=1.5)
+
+
+def write_idx(path, array):
+    """An IDX file as MNIST ships it: magic (0, 0, 8, ndim), sizes, bytes."""
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(
+        int(size).to_bytes(4, "big") for size in array.shape
+    )
+    with gzip.open(path, "wb") as handle:
+        handle.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_fashion_mnist_from_debian_files_without_network(tmp_path, monkeypatch):
+    import keras
+
+    def no_network():
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr(keras.datasets.fashion_mnist, "load_data", no_network)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5, 28, 28))
+    labels = rng.integers(0, 10, 5)
+    for name, array in [
+        ("train-images-idx3-ubyte.gz", images),
+        ("train-labels-idx1-ubyte.gz", labels),
+        ("t10k-images-idx3-ubyte.gz", images[:2]),
+        ("t10k-labels-idx1-ubyte.gz", labels[:2]),
+    ]:
+        write_idx(tmp_path / name, array)
+    (x, y), (x_test, y_test) = data.load("fashion_mnist", fashion_mnist_dir=tmp_path)
+    assert x.shape == (5, 28, 28, 1) and x.dtype == np.float32
+    np.testing.assert_allclose(x[..., 0], images / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(y, labels)
+    assert x_test.shape == (2, 28, 28, 1) and list(y_test) == list(labels[:2])
+
+
+def test_offline_keras_dataset_is_a_clear_error(tmp_path, monkeypatch):
+    import keras
+
+    def offline():
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", offline)
+    with pytest.raises(ValueError, match=r"cifar10.*network.*\.npz"):
+        data.load("cifar10")
+    monkeypatch.setattr(keras.datasets.fashion_mnist, "load_data", offline)
+    with pytest.raises(ValueError, match="dataset-fashion-mnist"):
+        data.load("fashion_mnist", fashion_mnist_dir=tmp_path)  # no files there
+
+
+def test_npz_files(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "mine.npz"
+    np.savez(
+        path,
+        x_train=rng.integers(0, 256, (6, 4, 4)),
+        y_train=np.arange(6) % 2,
+        x_test=rng.integers(0, 256, (2, 4, 4)),
+        y_test=np.array([[0], [1]]),
+    )
+    (x, y), (x_test, y_test) = data.load(str(path))
+    assert x.shape == (6, 4, 4, 1) and x.max() <= 1.0 and y.dtype == np.int32
+    assert list(y_test) == [0, 1]
+    np.savez(tmp_path / "bad.npz", x_train=np.zeros(3))
+    with pytest.raises(ValueError, match="lacks"):
+        data.load(str(tmp_path / "bad.npz"))
+    with pytest.raises(ValueError, match="does not exist"):
+        data.load(str(tmp_path / "missing.npz"))
+
+
+def test_unknown_dataset():
+    with pytest.raises(ValueError, match=r"one of \['digits'"):
+        data.load("imagenet")
