@@ -1,0 +1,219 @@
+"""Tables and figures from sweep results: rendering only, no computation."""
+
+import csv
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+COLUMNS = (
+    "train_epsilon",
+    "attack",
+    "attack_epsilon",
+    "clean_accuracy",
+    "robust_accuracy",
+    "perturbation_linf",
+    "perturbation_l2",
+    "prediction_drift",
+    "kl",
+    "flip_rate",
+)
+FIGURES = ("heatmap.png", "robust_accuracy.png", "strength_vs_effect.png")
+
+
+def _grid(results):
+    settings = results["settings"]
+    cells = {
+        (c["train_epsilon"], c["attack"], c["attack_epsilon"]): c
+        for c in results["cells"]
+    }
+    return (
+        settings["train_epsilons"],
+        settings["attacks"],
+        settings["attack_epsilons"],
+        cells,
+    )
+
+
+def write_report(results, out_dir):
+    """Writes `results.csv`, `report.md` and the PNG figures into `out_dir`."""
+    _write_csv(results, os.path.join(out_dir, "results.csv"))
+    for name, draw in zip(
+        FIGURES, (_heatmap, _curves, _strength_vs_effect), strict=True
+    ):
+        figure = draw(results)
+        figure.savefig(os.path.join(out_dir, name), dpi=90)
+        plt.close(figure)
+    with open(os.path.join(out_dir, "report.md"), "w") as handle:
+        handle.write(markdown(results))
+
+
+def _write_csv(results, path):
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(results["cells"])
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def markdown(results):
+    """The report a person reads: settings, robust accuracy, strength vs effect."""
+    settings = results["settings"]
+    train_eps, attacks, attack_eps, cells = _grid(results)
+    parts = [
+        "# keras-adv sweep",
+        f"Dataset `{settings['dataset']}`; models trained with "
+        f"`{settings['train_attack']}` and the `{settings['objective']}` objective "
+        f"for {settings['epochs']} epochs (seed {settings['seed']}); attacked on "
+        f"up to {settings['max_test_examples']} test images. Budgets are L-inf on "
+        "the [0, 1] input scale.",
+    ]
+    for attack in attacks:
+        rows = []
+        for t in train_eps:
+            row = [f"train eps {t:g}"]
+            for a in attack_eps:
+                cell = cells.get((t, attack, a))
+                row.append("-" if cell is None else f"{cell['robust_accuracy']:.3f}")
+            rows.append(row)
+        parts += [
+            f"## Robust accuracy under `{attack}`",
+            _table(["", *[f"{a:g}" for a in attack_eps]], rows),
+        ]
+    training = results.get("training", {})
+    rows = [
+        [
+            f"{t:g}",
+            f"{training.get(f'{t:g}', {}).get('seconds', float('nan')):.1f}",
+            _value(cells, t, attacks[0], 0.0, "clean_accuracy"),
+        ]
+        for t in train_eps
+    ]
+    parts += ["## Training", _table(["train eps", "seconds", "clean accuracy"], rows)]
+    strongest = attacks[-1]
+    rows = [
+        [
+            f"{t:g}",
+            f"{a:g}",
+            *(
+                _value(cells, t, strongest, a, key)
+                for key in (
+                    "perturbation_linf",
+                    "perturbation_l2",
+                    "prediction_drift",
+                    "kl",
+                    "flip_rate",
+                )
+            ),
+        ]
+        for t in train_eps
+        for a in attack_eps
+    ]
+    parts += [
+        f"## Attack strength vs defense effect (`{strongest}`)",
+        _table(
+            ["train eps", "attack eps", "L-inf", "L2", "drift (L2)", "KL", "flip rate"],
+            rows,
+        ),
+        "## Figures",
+        *[f"![{name[:-4]}]({name})" for name in FIGURES],
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def _value(cells, t, attack, a, key):
+    cell = cells.get((t, attack, a))
+    return "-" if cell is None else f"{cell[key]:.3f}"
+
+
+def _heatmap(results):
+    train_eps, attacks, attack_eps, cells = _grid(results)
+    attack = attacks[-1]
+    values = [
+        [
+            cells[(t, attack, a)]["robust_accuracy"]
+            if (t, attack, a) in cells
+            else float("nan")
+            for a in attack_eps
+        ]
+        for t in train_eps
+    ]
+    figure, axes = plt.subplots(
+        figsize=(1.0 + 0.8 * len(attack_eps), 1.2 + 0.6 * len(train_eps))
+    )
+    image = axes.imshow(values, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    for i, row in enumerate(values):
+        for j, value in enumerate(row):
+            axes.text(
+                j,
+                i,
+                f"{value:.2f}",
+                ha="center",
+                va="center",
+                color="white" if value < 0.6 else "black",
+                fontsize=8,
+            )
+    axes.set(
+        xticks=range(len(attack_eps)),
+        xticklabels=[f"{a:g}" for a in attack_eps],
+        yticks=range(len(train_eps)),
+        yticklabels=[f"{t:g}" for t in train_eps],
+        xlabel="attack epsilon",
+        ylabel="training epsilon",
+        title=f"Robust accuracy under {attack}",
+    )
+    figure.colorbar(image, ax=axes)
+    figure.tight_layout()
+    return figure
+
+
+def _curves(results):
+    train_eps, attacks, attack_eps, cells = _grid(results)
+    figure, axes = plt.subplots(
+        1, len(attacks), figsize=(5 * len(attacks), 3.6), squeeze=False
+    )
+    for axis, attack in zip(axes[0], attacks, strict=True):
+        for t in train_eps:
+            points = [
+                (a, cells[(t, attack, a)]["robust_accuracy"])
+                for a in attack_eps
+                if (t, attack, a) in cells
+            ]
+            axis.plot(*zip(*points, strict=True), marker="o", label=f"train eps {t:g}")
+        axis.set(
+            xlabel="attack epsilon", ylabel="robust accuracy", ylim=(0, 1), title=attack
+        )
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def _strength_vs_effect(results):
+    train_eps, attacks, attack_eps, cells = _grid(results)
+    attack = attacks[-1]
+    figure, axis = plt.subplots(figsize=(5.5, 3.8))
+    for t in train_eps:
+        points = [
+            (
+                cells[(t, attack, a)]["perturbation_l2"],
+                cells[(t, attack, a)]["prediction_drift"],
+            )
+            for a in attack_eps
+            if (t, attack, a) in cells
+        ]
+        axis.plot(*zip(*points, strict=True), marker="o", label=f"train eps {t:g}")
+    axis.set(
+        xlabel="attack strength: mean L2 norm of the perturbation",
+        ylabel="defense effect: prediction drift (L2)",
+        title=f"Attack strength vs defense effect ({attack})",
+    )
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,221 @@
+"""The attack strength vs defense effect grid: computation, resumable.
+
+For each training budget, train the reference CNN with `AdversarialModel`;
+attack each trained model with each attack at each budget and record clean
+and robust accuracy, measured perturbation norms, prediction drift and flip
+rate. Every finished step is written to `results.json` atomically, so an
+interrupted sweep rerun with the same settings skips what is done.
+Rendering lives in `report.py`; the command line in `cli.py`.
+"""
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import time
+
+import keras
+import numpy as np
+
+from keras_adv import metrics as adv_metrics
+from keras_adv import validation
+from keras_adv.adversarial_model import AdversarialModel
+from keras_adv.attacks.fgsm import FGSM
+from keras_adv.attacks.pgd import PGD
+from keras_adv.data import load
+from keras_adv.probe import ProbeSet
+from keras_adv.zoo import small_cnn
+
+RESULTS = "results.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepSettings:
+    """Everything that determines a sweep's numbers (and so, its folder)."""
+
+    dataset: str = "digits"
+    train_epsilons: tuple = (0.0, 0.05, 0.1, 0.2)
+    attack_epsilons: tuple = (0.0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3)
+    attacks: tuple = ("fgsm", "pgd20")
+    train_attack: str = "pgd7"
+    objective: str = "madry"
+    epochs: int = 15
+    batch_size: int = 64
+    max_test_examples: int = 1000
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("train_epsilons", "attack_epsilons", "attacks"):
+            values = tuple(getattr(self, name))
+            if not values:
+                raise ValueError(f"Argument `{name}` must not be empty.")
+            object.__setattr__(self, name, values)
+        for eps in self.train_epsilons:
+            validation.check_epsilon(eps, "train_epsilons")
+        for eps in self.attack_epsilons:
+            validation.check_epsilon(eps, "attack_epsilons")
+        for name in (*self.attacks, self.train_attack):
+            make_attack(name, 0.1, 0)  # raises on an unknown name
+        for name in ("epochs", "batch_size", "max_test_examples"):
+            validation.check_positive(getattr(self, name), name, integer=True)
+
+
+def make_attack(name, epsilon, seed):
+    """`"fgsm"` or `"pgd<steps>"` (e.g. `"pgd20"`) at `epsilon`."""
+    if name == "fgsm":
+        return FGSM(epsilon)
+    match = re.fullmatch(r"pgd(\d+)", name)
+    if match:
+        return PGD(epsilon, steps=int(match.group(1)), seed=seed)
+    raise ValueError(
+        f"Attack names are 'fgsm' or 'pgd<steps>' such as 'pgd20'. Received: {name!r}"
+    )
+
+
+def _write_json(path, data):
+    """Writes `data` to `path` atomically: a reader sees the old or the new file."""
+    partial = f"{path}.partial"
+    with open(partial, "w") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+
+
+def _versions():
+    return {
+        "keras": keras.__version__,
+        "backend": keras.backend.backend(),
+        "numpy": np.__version__,
+    }
+
+
+def _prepare_folder(out_dir, settings, overwrite):
+    """Loads the results of an earlier run of the same settings, or starts anew."""
+    path = os.path.join(out_dir, RESULTS)
+    wanted = dataclasses.asdict(settings)
+    if os.path.exists(path):
+        with open(path) as handle:
+            results = json.load(handle)
+        if _same(results.get("settings"), wanted):
+            return results
+        if not overwrite:
+            raise ValueError(
+                f"{out_dir} holds a sweep with other settings; use another --name, "
+                "or pass --overwrite to replace it."
+            )
+        shutil.rmtree(os.path.join(out_dir, "models"), ignore_errors=True)
+    os.makedirs(os.path.join(out_dir, "models"), exist_ok=True)
+    results = {"settings": wanted, "versions": _versions(), "training": {}, "cells": []}
+    _write_json(path, results)
+    return results
+
+
+def _same(saved, wanted):
+    return json.loads(json.dumps(saved)) == json.loads(json.dumps(wanted))
+
+
+def _train(settings, eps, data, verbose):
+    keras.utils.set_random_seed(settings.seed)
+    model = small_cnn(data[0][0].shape[1:], int(data[0][1].max()) + 1, settings.seed)
+    if eps > 0:
+        attack = make_attack(settings.train_attack, eps, settings.seed)
+        model = AdversarialModel(
+            model=model, attack=attack, objective=settings.objective
+        )
+    model.compile(
+        keras.optimizers.Adam(1e-3),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    start = time.perf_counter()
+    model.fit(
+        *data[0],
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        verbose=verbose,
+    )
+    return model, time.perf_counter() - start
+
+
+def _cell_metrics():
+    return [
+        (adv_metrics.RobustAccuracy(name="clean_accuracy"), ("y", "y_pred")),
+        (adv_metrics.RobustAccuracy(), ("y", "y_pred_adv")),
+        (adv_metrics.PerturbationNorm("linf"), ("x", "x_adv")),
+        (adv_metrics.PerturbationNorm("l2"), ("x", "x_adv")),
+        (
+            adv_metrics.PredictionDrift("l2", name="prediction_drift"),
+            ("y_pred", "y_pred_adv"),
+        ),
+        (adv_metrics.PredictionDrift("kl", name="kl"), ("y_pred", "y_pred_adv")),
+        (adv_metrics.FlipRate(), ("y_pred", "y_pred_adv")),
+    ]
+
+
+def run_sweep(settings, out_dir, overwrite=False, verbose=0, on_cell=None):
+    """Runs (or resumes) a sweep into `out_dir`; returns the results dict.
+
+    Args:
+        settings: a `SweepSettings`.
+        out_dir: the run's folder: `results.json` and `models/` go there.
+        overwrite: replace a sweep with other settings in `out_dir`.
+            Defaults to `False` (such a folder is refused).
+        verbose: Keras's `fit` verbosity for training. Defaults to 0.
+        on_cell: called with each newly finished cell (a dict), e.g. to
+            print progress. Defaults to `None`.
+    """
+    results = _prepare_folder(out_dir, settings, overwrite)
+    data = load(settings.dataset, seed=settings.seed)
+    test = ProbeSet(data[1], max_examples=settings.max_test_examples)
+    done = {
+        (c["train_epsilon"], c["attack"], c["attack_epsilon"]) for c in results["cells"]
+    }
+    for train_eps in settings.train_epsilons:
+        todo = [
+            (name, eps)
+            for name in settings.attacks
+            for eps in settings.attack_epsilons
+            if (train_eps, name, eps) not in done
+        ]
+        if not todo:
+            continue
+        model = _trained_model(settings, train_eps, data, out_dir, results, verbose)
+        # One attack and one metric set per name: compiled once, the budget
+        # of each cell passed as a tensor.
+        tools = {
+            name: (make_attack(name, 0.0, settings.seed), _cell_metrics())
+            for name in settings.attacks
+        }
+        for name, eps in todo:
+            attack, metrics = tools[name]
+            values = test.evaluate(model, attack, metrics, epsilon=eps)
+            cell = {
+                "train_epsilon": train_eps,
+                "attack": name,
+                "attack_epsilon": eps,
+                **values,
+            }
+            results["cells"].append(cell)
+            _write_json(os.path.join(out_dir, RESULTS), results)
+            if on_cell is not None:
+                on_cell(cell)
+    return results
+
+
+def _trained_model(settings, eps, data, out_dir, results, verbose):
+    key = f"{eps:g}"
+    path = os.path.join(out_dir, "models", f"train_eps_{key}.keras")
+    if key in results["training"] and os.path.exists(path):
+        return keras.saving.load_model(path)
+    model, seconds = _train(settings, eps, data, verbose)
+    partial = f"{path}.partial.keras"
+    model.save(partial)
+    os.replace(partial, path)
+    results["training"][key] = {
+        "seconds": seconds,
+        "model": os.path.relpath(path, out_dir),
+    }
+    _write_json(os.path.join(out_dir, RESULTS), results)
+    return model
