@@ -1,28 +1,253 @@
-"""The `keras-adv` command: parses arguments and calls the library."""
+"""The `keras-adv` command: parses arguments and calls the library.
+
+Subcommands: `sweep` (the main job), `train`, `evaluate`. Bad input ends with
+one line on stderr and exit status 2, never a traceback.
+"""
 
 import argparse
+import os
 import sys
 
 from keras_adv import __version__
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+QUICK = {  # --quick: a sub-minute smoke run of the whole pipeline
+    "train_eps": [0.0, 0.1],
+    "attack_eps": [0.0, 0.05, 0.1, 0.2],
+    "attacks": ["fgsm", "pgd10"],
+    "epochs": 3,
+    "max_test_examples": 200,
+}
+# Config-file keys (and flags) -> SweepSettings fields.
+SWEEP_KEYS = {
+    "dataset": "dataset",
+    "train_eps": "train_epsilons",
+    "attack_eps": "attack_epsilons",
+    "attacks": "attacks",
+    "train_attack": "train_attack",
+    "objective": "objective",
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "max_test_examples": "max_test_examples",
+    "seed": "seed",
+}
+OTHER_KEYS = {"name", "out", "overwrite", "quiet", "quick"}
+
+
+class UsageError(Exception):
+    """Bad input from the command line or a config file: exit status 2."""
+
+
+def _settings_arguments(parser):
+    parser.add_argument("--config", help="a TOML file whose keys mirror these flags")
+    parser.add_argument(
+        "--dataset",
+        help="digits (default), fashion_mnist, mnist, cifar10, or a .npz path",
+    )
+    parser.add_argument("--objective", choices=["mixed", "madry", "trades"])
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--max-test-examples", type=int)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--quiet", action="store_true", help="print nothing")
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-adv",
-        description=(
-            "Adversarial attacks and adversarial training for Keras 3. "
-            "Library use: `import keras_adv`; see the README. The sweep, "
-            "train and evaluate subcommands are on the way."
-        ),
+        description="Adversarial attacks and adversarial training for Keras 3.",
     )
     parser.add_argument(
         "--version", action="version", version=f"keras-adv {__version__}"
     )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="train at several budgets, attack at several budgets, report",
+        description="Attack strength vs defense effect: trains the reference CNN "
+        "at each training epsilon, attacks it at each attack epsilon, writes "
+        "runs/NAME/ (results.json, results.csv, report.md, figures). Rerun the "
+        "same command to resume an interrupted sweep.",
+    )
+    _settings_arguments(sweep)
+    sweep.add_argument("--name", help="the run's folder under --out (default: default)")
+    sweep.add_argument("--out", help="where runs go (default: runs)")
+    sweep.add_argument("--train-eps", type=float, nargs="+", metavar="EPS")
+    sweep.add_argument("--attack-eps", type=float, nargs="+", metavar="EPS")
+    sweep.add_argument(
+        "--attacks",
+        nargs="+",
+        metavar="ATTACK",
+        help="fgsm or pgd<steps>, e.g. fgsm pgd20",
+    )
+    sweep.add_argument("--train-attack", help="the training attack (default pgd7)")
+    sweep.add_argument("--quick", action="store_true", help="a sub-minute smoke run")
+    sweep.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a sweep with other settings in the folder",
+    )
+
+    train = commands.add_parser("train", help="train and save a .keras model")
+    _settings_arguments(train)
+    train.add_argument(
+        "--epsilon",
+        type=float,
+        default=0.1,
+        help="training budget; 0 trains clean (default 0.1)",
+    )
+    train.add_argument("--attack", default="pgd7", help="fgsm or pgd<steps>")
+    train.add_argument("--output", required=True, help="the .keras file to write")
+
+    evaluate = commands.add_parser("evaluate", help="robustness curve of a saved model")
+    _settings_arguments(evaluate)
+    evaluate.add_argument("model", help="a .keras file")
+    evaluate.add_argument("--attacks", nargs="+", default=["fgsm", "pgd20"])
+    evaluate.add_argument(
+        "--epsilons", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.2]
+    )
     return parser
+
+
+def _read_config(path, allowed):
+    try:
+        with open(path, "rb") as handle:
+            config = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise UsageError(f"cannot read config file {path}: {error}") from None
+    config = {key.replace("-", "_"): value for key, value in config.items()}
+    unknown = sorted(set(config) - allowed)
+    if unknown:
+        raise UsageError(
+            f"unknown key(s) {unknown} in {path}; known keys: {sorted(allowed)}"
+        )
+    return config
+
+
+def _options(args, allowed):
+    """Defaults < --quick < config file < flags given on the command line."""
+    options = dict(QUICK) if getattr(args, "quick", False) else {}
+    if args.config:
+        options.update(_read_config(args.config, allowed))
+    for key in allowed:
+        value = getattr(args, key, None)
+        if value not in (None, False):
+            options[key] = value
+    return options
+
+
+def _sweep_settings(options):
+    from keras_adv.sweep import SweepSettings
+
+    fields = {SWEEP_KEYS[k]: v for k, v in options.items() if k in SWEEP_KEYS}
+    for key in ("train_epsilons", "attack_epsilons", "attacks"):
+        if key in fields:
+            fields[key] = tuple(fields[key])
+    return SweepSettings(**fields)
+
+
+def _sweep(args, say):
+    from keras_adv.report import write_report
+    from keras_adv.sweep import run_sweep
+
+    options = _options(args, set(SWEEP_KEYS) | OTHER_KEYS)
+    settings = _sweep_settings(options)
+    out_dir = os.path.join(options.get("out", "runs"), options.get("name", "default"))
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"cannot write to {out_dir}: {error.strerror}") from None
+
+    def progress(cell):
+        say(
+            f"train eps {cell['train_epsilon']:g} | {cell['attack']} eps "
+            f"{cell['attack_epsilon']:g} | robust acc {cell['robust_accuracy']:.3f} "
+            f"| drift {cell['prediction_drift']:.3f} | flip {cell['flip_rate']:.3f}"
+        )
+
+    results = run_sweep(
+        settings,
+        out_dir,
+        overwrite=bool(options.get("overwrite")),
+        verbose=0 if options.get("quiet") else 2,
+        on_cell=progress,
+    )
+    write_report(results, out_dir)
+    say(f"report: {os.path.join(out_dir, 'report.md')}")
+
+
+def _train(args, say):
+    from keras_adv.data import load
+    from keras_adv.sweep import SweepSettings
+    from keras_adv.sweep import train_model
+
+    options = _options(args, set(SWEEP_KEYS) | OTHER_KEYS | {"epsilon", "attack"})
+    if not args.output.endswith(".keras"):
+        raise UsageError(f"--output must end in .keras; got {args.output}")
+    fields = {SWEEP_KEYS[k]: v for k, v in options.items() if k in SWEEP_KEYS}
+    settings = SweepSettings(**fields, train_attack=args.attack)
+    data = load(settings.dataset, seed=settings.seed)
+    model, seconds = train_model(settings, args.epsilon, data, 0 if args.quiet else 2)
+    model.save(args.output)
+    accuracy = model.evaluate(*data[1], verbose=0, return_dict=True)
+    say(
+        f"saved {args.output} ({seconds:.0f} s); test accuracy "
+        f"{accuracy.get('accuracy', float('nan')):.3f}"
+    )
+
+
+def _evaluate(args, say):
+    import keras
+
+    from keras_adv import metrics
+    from keras_adv.data import load
+    from keras_adv.probe import ProbeSet
+    from keras_adv.sweep import make_attack
+
+    options = _options(args, {"dataset", "seed", "max_test_examples", "quiet"})
+    if not args.model.endswith(".keras") or not os.path.isfile(args.model):
+        raise UsageError(f"{args.model} is not a .keras model file")
+    try:
+        model = keras.saving.load_model(args.model)
+    except Exception as error:  # a damaged or foreign file
+        raise UsageError(f"cannot load {args.model}: {error}") from None
+    _, test = load(options.get("dataset", "digits"), seed=options.get("seed", 0))
+    probe = ProbeSet(test, max_examples=options.get("max_test_examples", 1000))
+    say("attack | " + " | ".join(f"eps {eps:g}" for eps in args.epsilons))
+    for name in args.attacks:
+        attack = make_attack(name, 0.0, options.get("seed", 0))
+        accuracy = [(metrics.RobustAccuracy(), ("y", "y_pred_adv"))]
+        row = [
+            probe.evaluate(model, attack, accuracy, eps)["robust_accuracy"]
+            for eps in args.epsilons
+        ]
+        say(f"{name} | " + " | ".join(f"{value:.3f}" for value in row))
 
 
 def main(argv=None):
     """Entry point of `keras-adv` and `python -m keras_adv`; returns the exit code."""
-    build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    build_parser().print_help()
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    say = (lambda line: None) if args.quiet else print
+    commands = {"sweep": _sweep, "train": _train, "evaluate": _evaluate}
+    try:
+        commands[args.command](args, say)
+    except (UsageError, ValueError, OSError) as error:
+        print(f"keras-adv {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "keras-adv: interrupted; finished cells are saved, rerun the same "
+            "command to resume",
+            file=sys.stderr,
+        )
+        return 130
     return 0

@@ -116,7 +116,11 @@ def _same(saved, wanted):
     return json.loads(json.dumps(saved)) == json.loads(json.dumps(wanted))
 
 
-def _train(settings, eps, data, verbose):
+def train_model(settings, eps, data, verbose=0):
+    """The reference CNN trained on `data` at budget `eps` (clean when 0).
+
+    Returns `(model, seconds)`: an `AdversarialModel` when `eps > 0`.
+    """
     keras.utils.set_random_seed(settings.seed)
     model = small_cnn(data[0][0].shape[1:], int(data[0][1].max()) + 1, settings.seed)
     if eps > 0:
@@ -209,7 +213,7 @@ def _trained_model(settings, eps, data, out_dir, results, verbose):
     path = os.path.join(out_dir, "models", f"train_eps_{key}.keras")
     if key in results["training"] and os.path.exists(path):
         return keras.saving.load_model(path)
-    model, seconds = _train(settings, eps, data, verbose)
+    model, seconds = train_model(settings, eps, data, verbose)
     partial = f"{path}.partial.keras"
     model.save(partial)
     os.replace(partial, path)

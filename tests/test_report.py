@@ -1,0 +1,65 @@
+"""`report.py` renders what it is given: synthetic results, no training."""
+
+import csv
+
+from keras_adv.report import FIGURES
+from keras_adv.report import markdown
+from keras_adv.report import write_report
+
+
+def synthetic_results():
+    train, attack_eps, attacks = [0.0, 0.1], [0.0, 0.05, 0.1], ["fgsm", "pgd20"]
+    cells = [
+        {
+            "train_epsilon": t,
+            "attack": a,
+            "attack_epsilon": e,
+            "clean_accuracy": 0.9,
+            "robust_accuracy": round(0.9 - e * (5 - 20 * t), 4),
+            "perturbation_linf": e,
+            "perturbation_l2": 8 * e,
+            "prediction_drift": e * 3,
+            "kl": e,
+            "flip_rate": e * 2,
+        }
+        for t in train
+        for a in attacks
+        for e in attack_eps
+    ]
+    settings = {
+        "dataset": "digits",
+        "train_epsilons": train,
+        "attack_epsilons": attack_eps,
+        "attacks": attacks,
+        "train_attack": "pgd7",
+        "objective": "madry",
+        "epochs": 3,
+        "max_test_examples": 100,
+        "seed": 0,
+        "batch_size": 64,
+    }
+    return {
+        "settings": settings,
+        "training": {"0": {"seconds": 1.5}, "0.1": {"seconds": 4.0}},
+        "cells": cells,
+    }
+
+
+def test_report_files(tmp_path):
+    results = synthetic_results()
+    write_report(results, tmp_path)
+    rows = list(csv.DictReader((tmp_path / "results.csv").open()))
+    assert len(rows) == 12 and rows[0]["attack"] == "fgsm"
+    for name in FIGURES:
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+    text = (tmp_path / "report.md").read_text()
+    assert "## Robust accuracy under `pgd20`" in text
+    assert "| train eps 0.1 | 0.900 | 0.750 | 0.600 |" in text
+    for name in FIGURES:
+        assert f"({name})" in text
+
+
+def test_missing_cells_show_as_dashes():
+    results = synthetic_results()
+    results["cells"] = results["cells"][:2]
+    assert "| train eps 0.1 | - | - | - |" in markdown(results)

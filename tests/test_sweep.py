@@ -1,0 +1,89 @@
+"""`run_sweep`: the grid, resuming after an interruption, refusing other settings."""
+
+import json
+
+import pytest
+
+from keras_adv.sweep import RESULTS
+from keras_adv.sweep import SweepSettings
+from keras_adv.sweep import make_attack
+from keras_adv.sweep import run_sweep
+
+TINY = dict(
+    train_epsilons=(0.0, 0.1),
+    attack_epsilons=(0.0, 0.1),
+    attacks=("fgsm", "pgd3"),
+    epochs=1,
+    max_test_examples=64,
+)
+
+
+class Stop(Exception):
+    pass
+
+
+def test_a_sweep_fills_its_grid_and_records_its_settings(tmp_path):
+    results = run_sweep(SweepSettings(**TINY), tmp_path)
+    assert len(results["cells"]) == 2 * 2 * 2
+    saved = json.loads((tmp_path / RESULTS).read_text())
+    assert saved["cells"] == results["cells"]
+    assert saved["settings"]["attacks"] == ["fgsm", "pgd3"]
+    assert {"keras", "backend", "numpy"} <= set(saved["versions"])
+    assert set(saved["training"]) == {"0", "0.1"}
+    for cell in results["cells"]:
+        if cell["attack_epsilon"] == 0:
+            assert cell["robust_accuracy"] == cell["clean_accuracy"]
+            assert cell["perturbation_linf"] == 0.0
+        else:
+            assert cell["perturbation_linf"] == pytest.approx(0.1, abs=1e-5)
+            assert cell["robust_accuracy"] <= cell["clean_accuracy"]
+
+
+def test_an_interrupted_sweep_resumes_without_redoing_cells(tmp_path):
+    seen = []
+
+    def interrupt_after_three(cell):
+        seen.append(cell)
+        if len(seen) == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_sweep(SweepSettings(**TINY), tmp_path, on_cell=interrupt_after_three)
+    saved = json.loads((tmp_path / RESULTS).read_text())
+    assert saved["cells"] == seen  # every finished cell was written
+    trained = dict(saved["training"])
+
+    again = []
+    results = run_sweep(SweepSettings(**TINY), tmp_path, on_cell=again.append)
+    assert len(again) == 8 - 3 and len(results["cells"]) == 8
+    assert results["cells"][:3] == seen
+    assert results["training"]["0"] == trained["0"]  # the model was not retrained
+    assert not list(tmp_path.glob("**/*.partial*"))
+
+
+def test_other_settings_are_refused_unless_overwriting(tmp_path):
+    run_sweep(SweepSettings(**TINY), tmp_path)
+    other = SweepSettings(**{**TINY, "epochs": 2})
+    with pytest.raises(ValueError, match="other settings.*--overwrite"):
+        run_sweep(other, tmp_path)
+    results = run_sweep(other, tmp_path, overwrite=True)
+    assert results["settings"]["epochs"] == 2 and len(results["cells"]) == 8
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"train_epsilons": ()}, "train_epsilons"),
+        ({"attack_epsilons": (0.1, -0.1)}, "attack_epsilons"),
+        ({"attacks": ("cw",)}, "pgd<steps>"),
+        ({"epochs": 0}, "epochs"),
+    ],
+)
+def test_bad_settings(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SweepSettings(**kwargs)
+
+
+def test_attack_names():
+    assert make_attack("pgd20", 0.1, 0).steps == 20
+    assert type(make_attack("fgsm", 0.1, 0)).__name__ == "FGSM"
