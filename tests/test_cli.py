@@ -1,3 +1,6 @@
+import contextlib
+import io
+import os
 import subprocess
 import sys
 
@@ -37,3 +40,161 @@ def test_python_dash_m_runs_the_cli():
     )
     assert result.returncode == 0
     assert result.stdout.strip() == f"keras-adv {keras_adv.__version__}"
+
+
+def run_cli(*args, cwd=None):
+    """`keras-adv ARGS` in this process: exit code, stdout, stderr.
+
+    In-process, so each call does not pay for importing TensorFlow again;
+    `test_python_dash_m_runs_the_cli` covers the real entry point.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    previous = os.getcwd()
+    try:
+        os.chdir(cwd or previous)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main(list(args))
+            except SystemExit as exit_:  # argparse's own errors
+                code = exit_.code
+    finally:
+        os.chdir(previous)
+    return code, out.getvalue(), err.getvalue()
+
+
+TINY = [
+    "--train-eps",
+    "0",
+    "0.1",
+    "--attack-eps",
+    "0",
+    "0.1",
+    "--attacks",
+    "fgsm",
+    "--epochs",
+    "1",
+    "--max-test-examples",
+    "64",
+]
+
+
+def assert_one_line_error(code, err, *fragments):
+    assert code == 2
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("keras-adv")
+    for fragment in fragments:
+        assert fragment in last
+
+
+def test_sweep_writes_the_run_folder_and_resumes(tmp_path):
+    code, out, err = run_cli("sweep", "--out", str(tmp_path), "--name", "t", *TINY)
+    assert code == 0, err[-2000:]
+    folder = tmp_path / "t"
+    for name in [
+        "results.json",
+        "results.csv",
+        "report.md",
+        "heatmap.png",
+        "robust_accuracy.png",
+        "strength_vs_effect.png",
+    ]:
+        assert (folder / name).exists(), name
+    assert sum(line.startswith("train eps") for line in out.splitlines()) == 4
+    # A rerun with the same settings has nothing left to do.
+    code, out, _ = run_cli("sweep", "--out", str(tmp_path), "--name", "t", *TINY)
+    assert code == 0 and "train eps" not in out
+    # Other settings into the same folder are refused.
+    code, _, err = run_cli(
+        "sweep", "--out", str(tmp_path), "--name", "t", *TINY, "--seed", "5"
+    )
+    assert_one_line_error(code, err, "other settings", "--overwrite")
+
+
+def test_quiet_prints_nothing(tmp_path):
+    code, out, _ = run_cli("sweep", "--out", str(tmp_path), *TINY, "--quiet")
+    assert code == 0 and out == ""
+
+
+def test_config_file_mirrors_the_flags(tmp_path):
+    config = tmp_path / "sweep.toml"
+    config.write_text(
+        "train_eps = [0.0]\nattack_eps = [0.0, 0.05]\n"
+        'attacks = ["fgsm"]\nepochs = 1\nmax-test-examples = 32\n'
+        f'out = "{tmp_path}"\nname = "from_config"\n'
+    )
+    code, out, err = run_cli("sweep", "--config", str(config))
+    assert code == 0, err[-2000:]
+    results = (tmp_path / "from_config" / "results.json").read_text()
+    assert '"max_test_examples": 32' in results
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["sweep", "--dataset", "imagenet"], ["imagenet"]),
+        (["sweep", "--train-eps", "-0.1"], ["train_epsilons"]),
+        (["sweep", "--attacks", "cw"], ["pgd<steps>"]),
+        (["evaluate", "model.h5"], ["not a .keras model"]),
+        (["train", "--output", "model.h5"], [".keras"]),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, fragments):
+    code, _, err = run_cli(*args, cwd=tmp_path)
+    assert_one_line_error(code, err, *fragments)
+
+
+def test_empty_epsilon_list_and_unknown_config_key(tmp_path):
+    code, _, err = run_cli("sweep", "--train-eps", cwd=tmp_path)
+    assert code == 2 and "Traceback" not in err  # argparse: expected one argument
+    config = tmp_path / "bad.toml"
+    config.write_text("train_eps = []\n")
+    code, _, err = run_cli("sweep", "--config", str(config), cwd=tmp_path)
+    assert_one_line_error(code, err, "train_epsilons")
+    config.write_text("learning_rate = 0.1\n")
+    code, _, err = run_cli("sweep", "--config", str(config), cwd=tmp_path)
+    assert_one_line_error(code, err, "unknown key", "learning_rate")
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code, _, err = run_cli("sweep", "--out", str(blocker), *TINY)
+    assert_one_line_error(code, err, "cannot write")
+
+
+def test_train_then_evaluate(tmp_path):
+    model = tmp_path / "robust.keras"
+    code, out, err = run_cli(
+        "train",
+        "--epsilon",
+        "0.1",
+        "--attack",
+        "fgsm",
+        "--epochs",
+        "1",
+        "--output",
+        str(model),
+        "--quiet",
+    )
+    assert code == 0 and model.exists(), err[-2000:]
+    code, out, err = run_cli(
+        "evaluate",
+        str(model),
+        "--attacks",
+        "fgsm",
+        "--epsilons",
+        "0",
+        "0.2",
+        "--max-test-examples",
+        "64",
+    )
+    assert code == 0, err[-2000:]
+    lines = out.strip().splitlines()
+    assert lines[0] == "attack | eps 0 | eps 0.2"
+    clean, attacked = (float(v) for v in lines[1].split("|")[1:])
+    assert attacked < clean
+    broken = tmp_path / "broken.keras"
+    broken.write_text("not a zip")
+    code, _, err = run_cli("evaluate", str(broken))
+    assert_one_line_error(code, err, "cannot load")
