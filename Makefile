@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python examples/digits_quickstart.py
+	$(BIN)/keras-adv sweep --name demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
