@@ -11,13 +11,16 @@ Rendering lives in `report.py`; the command line in `cli.py`.
 import dataclasses
 import json
 import os
+import platform
 import re
 import shutil
 import time
+from importlib import metadata
 
 import keras
 import numpy as np
 
+from keras_adv import __version__
 from keras_adv import metrics as adv_metrics
 from keras_adv import validation
 from keras_adv.adversarial_model import AdversarialModel
@@ -84,11 +87,21 @@ def _write_json(path, data):
 
 
 def _versions():
+    backend = keras.backend.backend()
     return {
+        "keras_adv": __version__,
         "keras": keras.__version__,
-        "backend": keras.backend.backend(),
+        "backend": backend,
+        backend: metadata.version(backend),  # tensorflow, jax or torch
         "numpy": np.__version__,
+        "python": platform.python_version(),
     }
+
+
+def _attack_configs(settings):
+    """The full hyperparameters behind each attack name (epsilon set per cell)."""
+    names = {*settings.attacks, settings.train_attack}
+    return {name: make_attack(name, 0.0, settings.seed).get_config() for name in names}
 
 
 def _prepare_folder(out_dir, settings, overwrite):
@@ -107,7 +120,13 @@ def _prepare_folder(out_dir, settings, overwrite):
             )
         shutil.rmtree(os.path.join(out_dir, "models"), ignore_errors=True)
     os.makedirs(os.path.join(out_dir, "models"), exist_ok=True)
-    results = {"settings": wanted, "versions": _versions(), "training": {}, "cells": []}
+    results = {
+        "settings": wanted,
+        "attack_configs": _attack_configs(settings),
+        "versions": _versions(),
+        "training": {},
+        "cells": [],
+    }
     _write_json(path, results)
     return results
 

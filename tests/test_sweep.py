@@ -28,7 +28,11 @@ def test_a_sweep_fills_its_grid_and_records_its_settings(tmp_path):
     saved = json.loads((tmp_path / RESULTS).read_text())
     assert saved["cells"] == results["cells"]
     assert saved["settings"]["attacks"] == ["fgsm", "pgd3"]
-    assert {"keras", "backend", "numpy"} <= set(saved["versions"])
+    assert {"keras_adv", "keras", "backend", "numpy", "python"} <= set(
+        saved["versions"]
+    )
+    assert saved["attack_configs"]["pgd3"]["steps"] == 3
+    assert saved["attack_configs"]["pgd7"]["random_start"] is True  # training
     assert set(saved["training"]) == {"0", "0.1"}
     for cell in results["cells"]:
         if cell["attack_epsilon"] == 0:
