@@ -10,14 +10,19 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,jax,torch]"
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/keras-adv sweep --name demo
 
+# The whole suite once per Keras backend (KERAS_BACKEND is read at import).
+BACKENDS ?= tensorflow jax torch
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	for backend in $(BACKENDS); do \
+		echo "== KERAS_BACKEND=$$backend"; \
+		KERAS_BACKEND=$$backend $(BIN)/python -m pytest || exit 1; \
+	done
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
