@@ -56,3 +56,35 @@ def per_example_loss(model, x, y):
     logits -= logits.max(axis=1, keepdims=True)
     log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
     return -log_probs[np.arange(len(y)), y]
+
+
+def count_traces(attack):
+    """Wraps `attack.perturb` to count its Python calls (traces, when compiled)."""
+    traces = []
+    perturb = attack.perturb
+
+    def counting(*args):
+        traces.append(1)
+        return perturb(*args)
+
+    attack.perturb = counting
+    return traces
+
+
+def dict_input_model(attack, n=32):
+    """A model with a float `image` and an integer `ids` input, and its data."""
+    keras.utils.set_random_seed(0)
+    image = keras.Input((6,), name="image")
+    ids = keras.Input((3,), dtype="int32", name="ids")
+    embedded = keras.layers.Flatten()(keras.layers.Embedding(10, 2)(ids))
+    outputs = keras.layers.Dense(2)(keras.layers.Concatenate()([image, embedded]))
+    from keras_adv import AdversarialModel
+
+    inputs = {"image": image, "ids": ids}
+    rng = np.random.default_rng(0)
+    x = {
+        "image": rng.uniform(size=(n, 6)).astype("float32"),
+        "ids": rng.integers(0, 10, (n, 3)).astype("int32"),
+    }
+    y = rng.integers(0, 2, n).astype("int32")
+    return AdversarialModel(inputs, outputs, attack=attack), (inputs, outputs), x, y

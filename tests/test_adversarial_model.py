@@ -10,6 +10,7 @@ from keras_adv import PGD
 from keras_adv import AdversarialModel
 from keras_adv import backend
 from keras_adv import objectives
+from tests.conftest import dict_input_model
 
 CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -219,20 +220,8 @@ def test_integer_only_inputs_are_rejected():
 
 
 def test_multi_input_model_perturbs_float_inputs_and_leaves_ids_alone():
-    keras.utils.set_random_seed(0)
-    image = keras.Input((6,), name="image")
-    ids = keras.Input((3,), dtype="int32", name="ids")
-    embedded = keras.layers.Flatten()(keras.layers.Embedding(10, 2)(ids))
-    merged = keras.layers.Concatenate()([image, embedded])
-    outputs = keras.layers.Dense(2)(merged)
-    model = AdversarialModel({"image": image, "ids": ids}, outputs, attack=FGSM(0.1))
+    model, (inputs, outputs), x, y = dict_input_model(FGSM(0.1))
     model.compile("adam", CE, metrics=["accuracy"])
-    rng = np.random.default_rng(0)
-    x = {
-        "image": rng.uniform(size=(32, 6)).astype("float32"),
-        "ids": rng.integers(0, 10, (32, 3)).astype("int32"),
-    }
-    y = rng.integers(0, 2, 32).astype("int32")
     model.fit(x, y, epochs=1, verbose=0)
     tensors = {k: ops.convert_to_tensor(v) for k, v in x.items()}
     x_adv = model.adversarial_examples(tensors, ops.convert_to_tensor(y))
@@ -240,9 +229,7 @@ def test_multi_input_model_perturbs_float_inputs_and_leaves_ids_alone():
     moved = np.abs(ops.convert_to_numpy(x_adv["image"]) - x["image"])
     assert moved.max() == pytest.approx(0.1, abs=1e-6)
 
-    named = AdversarialModel(
-        {"image": image, "ids": ids}, outputs, attack=FGSM(0.1), perturb=["pixels"]
-    )
+    named = AdversarialModel(inputs, outputs, attack=FGSM(0.1), perturb=["pixels"])
     named.compile("adam", CE)
     with pytest.raises(ValueError, match=r"`perturb` names inputs that do not exist"):
         named.fit(x, y, verbose=0)

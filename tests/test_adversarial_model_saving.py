@@ -7,6 +7,7 @@ import pytest
 from keras_adv import PGD
 from keras_adv import AdversarialModel
 from keras_adv import objectives
+from tests.conftest import dict_input_model
 from tests.test_adversarial_model import CE
 from tests.test_adversarial_model import base_model
 from tests.test_adversarial_model import data
@@ -86,19 +87,8 @@ def test_backup_and_restore_resumes_to_the_uninterrupted_weights(tmp_path):
 
 
 def test_dict_input_model_round_trips(tmp_path):
-    keras.utils.set_random_seed(0)
-    image = keras.Input((6,), name="image")
-    ids = keras.Input((3,), dtype="int32", name="ids")
-    embedded = keras.layers.Flatten()(keras.layers.Embedding(10, 2)(ids))
-    outputs = keras.layers.Dense(2)(keras.layers.Concatenate()([image, embedded]))
-    model = AdversarialModel({"image": image, "ids": ids}, outputs, attack=PGD(0.1))
+    model, _, x, y = dict_input_model(PGD(0.1), n=16)
     model.compile("adam", CE)
-    rng = np.random.default_rng(0)
-    x = {
-        "image": rng.uniform(size=(16, 6)).astype("float32"),
-        "ids": rng.integers(0, 10, (16, 3)).astype("int32"),
-    }
-    y = rng.integers(0, 2, 16).astype("int32")
     model.fit(x, y, epochs=1, verbose=0)
     model.save(tmp_path / "dict.keras")
     loaded = keras.saving.load_model(tmp_path / "dict.keras")

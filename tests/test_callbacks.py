@@ -12,6 +12,7 @@ from keras_adv import AdversarialModel
 from keras_adv.callbacks import AdversarialMonitor
 from keras_adv.callbacks import CatastrophicOverfittingGuard
 from keras_adv.callbacks import RobustnessCurve
+from tests.conftest import count_traces
 
 CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 KEYS = [
@@ -178,14 +179,7 @@ def test_several_outputs_are_a_clear_error(digits_flat):
 def test_monitor_is_compiled_once_not_per_epoch(digits_flat):
     x, y, x_probe, y_probe = digits_flat
     attack = FGSM(0.1)
-    traces = []
-    perturb = attack.perturb
-
-    def counting(*args):
-        traces.append(1)
-        return perturb(*args)
-
-    attack.perturb = counting
+    traces = count_traces(attack)
     monitor = AdversarialMonitor((x_probe, y_probe), attack=attack, batch_size=64)
     model_for().fit(x, y, epochs=4, verbose=0, callbacks=[monitor])
     assert len(traces) <= 2  # 200 = 3 x 64 + 8: two batch shapes, traced once each

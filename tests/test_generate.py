@@ -6,6 +6,7 @@ import pytest
 
 from keras_adv import FGSM
 from keras_adv import PGD
+from tests.conftest import count_traces
 from tests.conftest import forward_of
 
 
@@ -49,14 +50,7 @@ def test_generate_accepts_a_list_of_batches(trained_logits_model, digits):
 def test_generate_traces_once_per_model(trained_logits_model, digits):
     _, (x, y) = digits
     attack = PGD(0.1, steps=3, seed=0)
-    traces = []
-    perturb = attack.perturb
-
-    def counting_perturb(*args):
-        traces.append(1)
-        return perturb(*args)
-
-    attack.perturb = counting_perturb
+    traces = count_traces(attack)
     attack.generate(trained_logits_model, x, y, batch_size=64)  # 8 batches, 1 partial
     attack.generate(trained_logits_model, x[:100], y[:100], batch_size=64)
     assert len(traces) == 1
