@@ -115,6 +115,7 @@ def test_evaluate_can_skip_the_attack():
     model = adversarial(evaluate_adversarial=False)
     result = model.evaluate(x, y, verbose=0, return_dict=True)
     assert result["loss"] == pytest.approx(result["clean_loss"])
+    assert not [key for key in result if key.startswith("adv_")]
 
 
 def test_warmup_trains_clean_then_the_ramp_grows_the_budget():

@@ -182,7 +182,7 @@ def test_monitor_is_compiled_once_not_per_epoch(digits_flat):
     traces = count_traces(attack)
     monitor = AdversarialMonitor((x_probe, y_probe), attack=attack, batch_size=64)
     model_for().fit(x, y, epochs=4, verbose=0, callbacks=[monitor])
-    assert len(traces) <= 2  # 200 = 3 x 64 + 8: two batch shapes, traced once each
+    assert 1 <= len(traces) <= 2  # 200 = 3 x 64 + 8: traced once, not per epoch
 
 
 def test_robustness_curve_logs_and_tabulates(digits_flat):
