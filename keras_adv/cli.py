@@ -96,12 +96,9 @@ def build_parser():
     train = commands.add_parser("train", help="train and save a .keras model")
     _settings_arguments(train)
     train.add_argument(
-        "--epsilon",
-        type=float,
-        default=0.1,
-        help="training budget; 0 trains clean (default 0.1)",
+        "--epsilon", type=float, help="training budget; 0 trains clean (default 0.1)"
     )
-    train.add_argument("--attack", default="pgd7", help="fgsm or pgd<steps>")
+    train.add_argument("--attack", help="fgsm or pgd<steps> (default pgd7)")
     train.add_argument("--output", required=True, help="the .keras file to write")
 
     evaluate = commands.add_parser("evaluate", help="robustness curve of a saved model")
@@ -136,7 +133,8 @@ def _options(args, allowed):
         options.update(_read_config(args.config, allowed))
     for key in allowed:
         value = getattr(args, key, None)
-        if value not in (None, False):
+        # `is`, not `in (None, False)`: 0 and 0.0 equal False but are values.
+        if value is not None and value is not False:
             options[key] = value
     return options
 
@@ -190,9 +188,10 @@ def _train(args, say):
     if not args.output.endswith(".keras"):
         raise UsageError(f"--output must end in .keras; got {args.output}")
     fields = {SWEEP_KEYS[k]: v for k, v in options.items() if k in SWEEP_KEYS}
-    settings = SweepSettings(**fields, train_attack=args.attack)
+    settings = SweepSettings(**fields, train_attack=options.get("attack", "pgd7"))
+    epsilon = options.get("epsilon", 0.1)
     data = load(settings.dataset, seed=settings.seed)
-    model, seconds = train_model(settings, args.epsilon, data, 0 if args.quiet else 2)
+    model, seconds = train_model(settings, epsilon, data, 0 if args.quiet else 2)
     model.save(args.output)
     accuracy = model.evaluate(*data[1], verbose=0, return_dict=True)
     say(

@@ -198,3 +198,31 @@ def test_train_then_evaluate(tmp_path):
     broken.write_text("not a zip")
     code, _, err = run_cli("evaluate", str(broken))
     assert_one_line_error(code, err, "cannot load")
+
+
+def test_train_reads_its_config_and_takes_zero_as_a_value(tmp_path):
+    """--epsilon 0 (clean) and config keys must not fall back to the defaults."""
+    config = tmp_path / "train.toml"
+    config.write_text('epsilon = 0.0\nattack = "fgsm"\nepochs = 1\n')
+    clean = tmp_path / "clean.keras"
+    code, _, err = run_cli(
+        "train", "--config", str(config), "--output", str(clean), "--quiet"
+    )
+    assert code == 0, err[-2000:]
+    import keras
+
+    assert type(keras.saving.load_model(clean)).__name__ != "AdversarialModel"
+    robust = tmp_path / "robust.keras"
+    code, _, err = run_cli(
+        "train",
+        "--config",
+        str(config),
+        "--epsilon",
+        "0.05",
+        "--output",
+        str(robust),
+        "--quiet",
+    )
+    assert code == 0, err[-2000:]
+    loaded = keras.saving.load_model(robust)
+    assert loaded.attack.epsilon == 0.05 and type(loaded.attack).__name__ == "FGSM"
