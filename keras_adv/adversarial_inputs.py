@@ -3,9 +3,7 @@
 import keras
 from keras import ops
 
-
-def _is_float(tensor):
-    return "float" in keras.backend.standardize_dtype(tensor.dtype)
+from keras_adv.validation import is_float
 
 
 class AdversarialInputs:
@@ -65,7 +63,7 @@ class AdversarialInputs:
                 "Argument `perturb` names inputs, but the model takes a single "
                 f"input. Received: perturb={self.names}"
             )
-        if not _is_float(x):
+        if not is_float(x):
             raise ValueError(
                 "The model has no float input to perturb: its input has dtype "
                 f"{keras.backend.standardize_dtype(x.dtype)}. Attacks change "
@@ -81,14 +79,14 @@ class AdversarialInputs:
                     f"The model's inputs are {keys}. Received: perturb={self.names}"
                 )
             chosen = [keys.index(n) for n in self.names]
-            ints = [keys[i] for i in chosen if not _is_float(leaves[i])]
+            ints = [keys[i] for i in chosen if not is_float(leaves[i])]
             if ints:
                 raise ValueError(
                     f"Argument `perturb` names non-float inputs {ints}; only float "
                     f"inputs can be perturbed. Received: perturb={self.names}"
                 )
             return sorted(chosen)
-        chosen = [i for i, leaf in enumerate(leaves) if _is_float(leaf)]
+        chosen = [i for i, leaf in enumerate(leaves) if is_float(leaf)]
         if not chosen:
             raise ValueError(
                 "The model has no float input to perturb (inputs "

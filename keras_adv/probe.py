@@ -61,7 +61,7 @@ class ProbeSet:
                 "Argument `data` must hold as many labels as inputs, at least "
                 f"one. Received: x of {len(self.x)} and y of {len(self.y)}"
             )
-        if "float" not in str(self.x.dtype):
+        if not validation.is_float(self.x):
             raise ValueError(
                 "Argument `data` must have float inputs (attacks differentiate "
                 f"with respect to them). Received: x of dtype {self.x.dtype}"

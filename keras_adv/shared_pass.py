@@ -13,6 +13,7 @@ from keras import ops
 
 from keras_adv import backend
 from keras_adv import objectives
+from keras_adv import validation
 from keras_adv.attacks.pgd import PGD
 
 _CROSSENTROPY_CLASSES = (
@@ -97,7 +98,7 @@ def shared_pass_alpha(model, x):
         model.objective, objectives.Mixed
     ):
         return None
-    if "float" not in keras.backend.standardize_dtype(x.dtype):
+    if not validation.is_float(x):
         return None  # the general step explains that ids cannot be attacked
     if not isinstance(attack, PGD) or attack.steps != 1 or attack.random_start:
         return None

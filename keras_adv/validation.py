@@ -56,13 +56,14 @@ def check_clip(clip):
     return (low, high)
 
 
-def _is_float(x):
+def is_float(x):
+    """Whether `x` (a tensor or array) has a floating-point dtype."""
     return "float" in keras.backend.standardize_dtype(x.dtype)
 
 
 def check_static_inputs(x, y):
     """Checks what is known while tracing: dtype of `x` and batch sizes."""
-    if not _is_float(x):
+    if not is_float(x):
         _fail(
             "x",
             "must be a floating-point tensor (attacks differentiate with respect "
