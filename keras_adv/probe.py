@@ -6,6 +6,7 @@ import numpy as np
 from keras import ops
 
 from keras_adv import backend
+from keras_adv import metrics
 from keras_adv import validation
 
 _ARGUMENTS = ("x", "x_adv", "y", "y_pred", "y_pred_adv")
@@ -140,6 +141,28 @@ def _compile(model, attack, metrics, batch_size):
     for metric, _ in metrics:
         state.extend(metric.variables)
     return backend.compile_fn(run, state)
+
+
+def standard_metrics(from_logits=None):
+    """The attack-strength and defense-effect metrics, as `(metric, arguments)`.
+
+    What `AdversarialMonitor` logs (with an `adv_` prefix) and what the sweep
+    records per cell: mean and max perturbation norms, prediction drift (L2,
+    L1, KL), flip rate, robust and clean accuracy.
+    """
+    drift = ("y_pred", "y_pred_adv")
+    return [
+        (metrics.PerturbationNorm("linf"), ("x", "x_adv")),
+        (metrics.PerturbationNorm("l2"), ("x", "x_adv")),
+        (metrics.PerturbationNorm("linf", "max"), ("x", "x_adv")),
+        (metrics.PerturbationNorm("l2", "max"), ("x", "x_adv")),
+        (metrics.PredictionDrift("l2", from_logits, name="prediction_drift"), drift),
+        (metrics.PredictionDrift("l1", from_logits), drift),
+        (metrics.PredictionDrift("kl", from_logits, name="kl"), drift),
+        (metrics.FlipRate(), drift),
+        (metrics.RobustAccuracy(), ("y", "y_pred_adv")),
+        (metrics.RobustAccuracy(name="clean_accuracy"), ("y", "y_pred")),
+    ]
 
 
 def check_single_output(model, name):

@@ -21,13 +21,13 @@ import keras
 import numpy as np
 
 from keras_adv import __version__
-from keras_adv import metrics as adv_metrics
 from keras_adv import validation
 from keras_adv.adversarial_model import AdversarialModel
 from keras_adv.attacks.fgsm import FGSM
 from keras_adv.attacks.pgd import PGD
 from keras_adv.data import load
 from keras_adv.probe import ProbeSet
+from keras_adv.probe import standard_metrics
 from keras_adv.zoo import small_cnn
 
 RESULTS = "results.json"
@@ -162,21 +162,6 @@ def train_model(settings, eps, data, verbose=0):
     return model, time.perf_counter() - start
 
 
-def _cell_metrics():
-    return [
-        (adv_metrics.RobustAccuracy(name="clean_accuracy"), ("y", "y_pred")),
-        (adv_metrics.RobustAccuracy(), ("y", "y_pred_adv")),
-        (adv_metrics.PerturbationNorm("linf"), ("x", "x_adv")),
-        (adv_metrics.PerturbationNorm("l2"), ("x", "x_adv")),
-        (
-            adv_metrics.PredictionDrift("l2", name="prediction_drift"),
-            ("y_pred", "y_pred_adv"),
-        ),
-        (adv_metrics.PredictionDrift("kl", name="kl"), ("y_pred", "y_pred_adv")),
-        (adv_metrics.FlipRate(), ("y_pred", "y_pred_adv")),
-    ]
-
-
 def run_sweep(settings, out_dir, overwrite=False, verbose=0, on_cell=None):
     """Runs (or resumes) a sweep into `out_dir`; returns the results dict.
 
@@ -208,7 +193,7 @@ def run_sweep(settings, out_dir, overwrite=False, verbose=0, on_cell=None):
         # One attack and one metric set per name: compiled once, the budget
         # of each cell passed as a tensor.
         tools = {
-            name: (make_attack(name, 0.0, settings.seed), _cell_metrics())
+            name: (make_attack(name, 0.0, settings.seed), standard_metrics())
             for name in settings.attacks
         }
         for name, eps in todo:

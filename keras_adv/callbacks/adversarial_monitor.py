@@ -2,12 +2,12 @@
 
 import keras
 
-from keras_adv import metrics as adv_metrics
 from keras_adv import validation
 from keras_adv.attacks.fgsm import FGSM
 from keras_adv.probe import ProbeSet
 from keras_adv.probe import check_single_output
 from keras_adv.probe import own_attack
+from keras_adv.probe import standard_metrics
 
 
 class AdversarialMonitor(keras.callbacks.Callback):
@@ -74,24 +74,7 @@ class AdversarialMonitor(keras.callbacks.Callback):
         self.attack = attack
         self.epsilon = validation.check_epsilon(epsilon)
         self.every = validation.check_positive(every, "every", integer=True)
-        self.metrics = [
-            (adv_metrics.PerturbationNorm("linf"), ("x", "x_adv")),
-            (adv_metrics.PerturbationNorm("l2"), ("x", "x_adv")),
-            (adv_metrics.PerturbationNorm("linf", "max"), ("x", "x_adv")),
-            (adv_metrics.PerturbationNorm("l2", "max"), ("x", "x_adv")),
-            (
-                adv_metrics.PredictionDrift("l2", from_logits, name="prediction_drift"),
-                ("y_pred", "y_pred_adv"),
-            ),
-            (adv_metrics.PredictionDrift("l1", from_logits), ("y_pred", "y_pred_adv")),
-            (
-                adv_metrics.PredictionDrift("kl", from_logits, name="kl"),
-                ("y_pred", "y_pred_adv"),
-            ),
-            (adv_metrics.FlipRate(), ("y_pred", "y_pred_adv")),
-            (adv_metrics.RobustAccuracy(), ("y", "y_pred_adv")),
-            (adv_metrics.RobustAccuracy(name="clean_accuracy"), ("y", "y_pred")),
-        ]
+        self.metrics = standard_metrics(from_logits)
         self.from_logits = from_logits
         self.history = {}
         self._attack_in_use = None
