@@ -280,11 +280,10 @@ class AdversarialModel(keras.Model):
         needs_loss = self.objective.attack_loss is not None
         knows_logits = attack.from_logits is None and from_logits is not None
         if needs_loss or (knows_logits and attack.loss is None):
-            config = {**attack.get_config(), "loss": None}
-            if knows_logits:
-                config["from_logits"] = bool(from_logits)
-            attack = type(attack).from_config(config)
-            attack.loss = self.objective.attack_loss if needs_loss else self.attack.loss
+            overrides = {"from_logits": bool(from_logits)} if knows_logits else {}
+            if needs_loss:
+                overrides["loss"] = self.objective.attack_loss
+            attack = attack.clone(**overrides)
             attack.seed_generator = self.attack.seed_generator
         self._cached_attack = attack
         return attack

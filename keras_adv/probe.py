@@ -182,4 +182,4 @@ def own_attack(model):
     attack = getattr(model, "attack", None)
     if attack is None or not hasattr(attack, "perturb"):
         return None
-    return type(attack).from_config(attack.get_config())
+    return attack.clone()

@@ -185,3 +185,15 @@ def test_a_reduced_loss_is_rejected(tiny_model):
 
     with pytest.raises(ValueError, match=r"`loss` must return one value per example"):
         FGSM(0.1, loss=scalar_loss).generate(tiny_model, X, Y)
+
+
+def test_clone_applies_overrides_and_owns_its_random_state():
+    def custom(y_true, y_pred):
+        return keras.ops.sum(y_pred, axis=-1)
+
+    attack = PGD(0.1, steps=3, seed=4, loss=custom)
+    copy = attack.clone(from_logits=True)
+    assert copy.get_config() == {**attack.get_config(), "from_logits": True}
+    assert copy.loss is custom and copy.seed_generator is not attack.seed_generator
+    with pytest.raises(ValueError, match="epsilon"):
+        attack.clone(epsilon=-1.0)

@@ -153,6 +153,15 @@ class Attack:
         starts = self.project(x_rep, x_rep + delta, epsilon)
         return ops.reshape(starts, (count, -1) + tuple(x.shape[1:]))
 
+    def clone(self, **overrides):
+        """A copy with constructor arguments `overrides`, and its own random state.
+
+        The loss is passed as the object it is (a bound method or closure
+        need not be serializable), and the copy is validated like any attack.
+        """
+        config = {**self.get_config(), "loss": self.loss, **overrides}
+        return type(self)(**config)
+
     def get_config(self):
         return {
             "epsilon": self.epsilon,
