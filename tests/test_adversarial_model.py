@@ -106,6 +106,8 @@ def test_trades_adds_the_kl_term_and_its_attack_moves_predictions():
     assert result["loss"] > result["clean_loss"]  # beta * KL > 0
     x_adv = ops.convert_to_numpy(model.adversarial_examples(x, y, model(x)))
     assert np.abs(x_adv - x).max() <= 0.1 + 1e-6
+    # The attack it runs maximises the objective's KL term, not crossentropy.
+    assert model._training_attack().loss == model.objective.attack_loss
     drift = np.abs(model.predict(x_adv, verbose=0) - model.predict(x, verbose=0))
     assert drift.mean() > 0
 
