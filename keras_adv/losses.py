@@ -107,3 +107,65 @@ def _binary_as_two_classes(y_pred, from_logits):
     else:
         p = ops.sigmoid(y_pred) if from_logits else y_pred
     return ops.concatenate([1.0 - p, p], axis=-1)
+
+
+def _class_scores(y_true, y_pred, from_logits, min_classes, name):
+    """`(z, one_hot)`: log-probabilities (logits up to a per-example shift)."""
+    classes = y_pred.shape[-1]
+    if classes is None or classes < min_classes:
+        raise ValueError(
+            f"The {name} loss needs outputs with at least {min_classes} classes. "
+            f"Received: outputs of shape {tuple(y_pred.shape)}"
+        )
+    scores = log_probabilities(y_pred, from_logits)
+    return scores, _targets(y_true, scores)
+
+
+def _true_and_best_other(scores, one_hot):
+    true = ops.sum(scores * one_hot, axis=-1)
+    other = ops.max(ops.where(one_hot > 0, -1e30, scores), axis=-1)
+    return true, other
+
+
+def margin(y_true, y_pred, from_logits=None):
+    """Per-example `z_y - max_{i != y} z_i`: negative once the example is misclassified.
+
+    `z` are log-probabilities, which differ from the logits by a per-example
+    shift the margin does not see, so logits and probabilities give the same
+    value (up to the clipping of probabilities near 0).
+    """
+    scores, one_hot = _class_scores(y_true, y_pred, from_logits, 2, "margin")
+    true, other = _true_and_best_other(scores, one_hot)
+    return true - other
+
+
+def dlr(y_true, y_pred, from_logits=None):
+    """Per-example difference of logits ratio, to maximise.
+
+    `-(z_y - max_{i != y} z_i) / (z_pi1 - z_pi3)`, with `z` sorted so that
+    `z_pi1 >= z_pi2 >= ...`. Invariant to shifting and rescaling the logits,
+    so saturated outputs do not flatten it. Paper: "Reliable evaluation of
+    adversarial robustness with an ensemble of diverse parameter-free
+    attacks", Croce & Hein 2020, arXiv:2003.01690. Needs three classes.
+    """
+    scores, one_hot = _class_scores(y_true, y_pred, from_logits, 3, "DLR")
+    true, other = _true_and_best_other(scores, one_hot)
+    top = ops.top_k(scores, 3)[0]
+    return -(true - other) / (top[:, 0] - top[:, 2] + 1e-12)
+
+
+def targeted_dlr(y_true, y_target, y_pred, from_logits=None):
+    """Per-example targeted DLR, to maximise: reach class `y_target` from `y_true`.
+
+    `-(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)` (Croce & Hein 2020).
+    Needs four classes.
+    """
+    scores, one_hot = _class_scores(y_true, y_pred, from_logits, 4, "targeted DLR")
+    target = _targets(y_target, scores)
+    top = ops.top_k(scores, 4)[0]
+    gap = ops.sum(scores * one_hot, axis=-1) - ops.sum(scores * target, axis=-1)
+    return -gap / (top[:, 0] - 0.5 * (top[:, 2] + top[:, 3]) + 1e-12)
+
+
+# Loss names an attack accepts in place of a callable.
+NAMED = {"crossentropy": crossentropy, "ce": crossentropy, "dlr": dlr}

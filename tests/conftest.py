@@ -88,3 +88,30 @@ def dict_input_model(attack, n=32):
     }
     y = rng.integers(0, 2, n).astype("int32")
     return AdversarialModel(inputs, outputs, attack=attack), (inputs, outputs), x, y
+
+
+@pytest.fixture(scope="session")
+def digits_images(digits):
+    """The digits test split as 8x8x1 images, for attacks that need images."""
+    _, (x, y) = digits
+    return x.reshape(-1, 8, 8, 1), y
+
+
+@pytest.fixture(scope="session")
+def trained_image_model(trained_logits_model):
+    """The trained MLP taking 8x8x1 images (a reshape in front)."""
+    return keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Reshape((64,)), trained_logits_model]
+    )
+
+
+class GradientMask(keras.layers.Layer):
+    """The identity forwards, a zero gradient backwards: planted gradient masking."""
+
+    def call(self, inputs):
+        return keras.ops.stop_gradient(inputs)
+
+
+def masked(model, input_shape):
+    """`model` behind a `GradientMask`: same predictions, zero input gradients."""
+    return keras.Sequential([keras.Input(input_shape), GradientMask(), model])

@@ -40,7 +40,7 @@ Y = np.array([0, 1, 2, 0])
         ({"epsilon": 0.1, "steps": 2.5}, "steps"),
         ({"epsilon": 0.1, "restarts": 0}, "restarts"),
         ({"epsilon": 0.1, "restarts": 3, "random_start": False}, "random_start"),
-        ({"epsilon": 0.1, "loss": "crossentropy"}, "loss"),
+        ({"epsilon": 0.1, "loss": "hinge"}, r"loss.*'dlr'.*Received: loss='hinge'"),
         ({"epsilon": 0.1, "from_logits": "yes"}, "from_logits"),
     ],
 )

@@ -14,6 +14,31 @@ def test_value_and_input_grad_is_the_analytic_gradient():
     np.testing.assert_allclose(ops.convert_to_numpy(grad), 6.0 * x)
 
 
+def test_value_and_input_grad_with_aux_differentiates_only_the_scalar():
+    x = ops.convert_to_tensor(np.array([[1.0, -2.0]], dtype="float32"))
+
+    def fn(t):
+        per_example = ops.sum(ops.square(t), axis=1)
+        return ops.sum(per_example), (per_example, t * 10.0)
+
+    (value, (per_example, scaled)), grad = backend.value_and_input_grad(
+        fn, x, has_aux=True
+    )
+    assert float(ops.convert_to_numpy(value)) == 5.0
+    np.testing.assert_allclose(ops.convert_to_numpy(per_example), [5.0])
+    np.testing.assert_allclose(ops.convert_to_numpy(scaled), [[10.0, -20.0]])
+    np.testing.assert_allclose(ops.convert_to_numpy(grad), [[2.0, -4.0]])
+
+
+def test_a_loss_independent_of_the_input_has_a_zero_gradient():
+    """A gradient-masking model must give zeros, not None or an error."""
+    x = ops.ones((2, 3))
+    _, grad = backend.value_and_input_grad(
+        lambda t: ops.sum(ops.stop_gradient(t) * 2.0), x
+    )
+    np.testing.assert_array_equal(ops.convert_to_numpy(grad), np.zeros((2, 3)))
+
+
 def test_gradient_flows_through_a_model_but_not_into_its_weights():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, use_bias=False)])
     kernel = model.layers[0].get_weights()[0]

@@ -56,6 +56,22 @@ def test_generate_traces_once_per_model(trained_logits_model, digits):
     assert len(traces) == 1
 
 
+def test_an_epsilon_per_call_sets_the_budget_without_recompiling(
+    trained_logits_model, digits
+):
+    _, (x, y) = digits
+    attack = FGSM(0.1)
+    traces = count_traces(attack)
+    for eps in (0.05, 0.2):
+        x_adv = attack.generate(trained_logits_model, x, y, epsilon=eps)
+        # FGSM moves every pixel by eps unless the valid range stops it.
+        assert np.abs(x_adv - x).max() == pytest.approx(eps, abs=1e-6)
+    if keras.backend.backend() != "torch":  # torch runs eagerly: no traces
+        assert len(traces) == 1
+    with pytest.raises(ValueError, match="epsilon"):
+        attack.generate(trained_logits_model, x, y, epsilon=-1.0)
+
+
 def test_generated_examples_fool_the_model(trained_logits_model, digits):
     _, (x, y) = digits
     model = trained_logits_model

@@ -18,7 +18,15 @@ def test_top_level_api_is_pinned():
 
 
 def test_attacks_api_is_pinned():
-    assert sorted(attacks.__all__) == ["Attack", "FGSM", "PGD"]
+    assert sorted(attacks.__all__) == [
+        "APGD",
+        "APGDT",
+        "Attack",
+        "FGSM",
+        "MIM",
+        "PGD",
+        "Square",
+    ]
 
 
 def test_version_is_semver():

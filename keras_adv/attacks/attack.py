@@ -29,10 +29,11 @@ class Attack:
         targeted: if `True`, `y` holds target classes and the attack lowers
             their loss instead of raising the loss of the true class.
             Defaults to `False`.
-        loss: a callable `(y_true, y_pred) -> per-example losses`, or a
-            `keras.losses.Loss` (its unreduced values are used). `None` uses
-            crossentropy matched to the outputs (see `from_logits`).
-            Defaults to `None`.
+        loss: a callable `(y_true, y_pred) -> per-example losses`, a
+            `keras.losses.Loss` (its unreduced values are used), or a name:
+            `"crossentropy"` (`"ce"`) or `"dlr"` (`keras_adv.losses.dlr`).
+            `None` uses crossentropy matched to the outputs (see
+            `from_logits`). Defaults to `None`.
         from_logits: for the default loss, whether the model outputs logits.
             `None` detects it per batch (probabilities lie in [0, 1] and sum
             to 1). Defaults to `None`.
@@ -54,10 +55,11 @@ class Attack:
         self.norm = norms.check_norm(norm)
         self.clip = validation.check_clip(clip)
         self.targeted = bool(targeted)
-        if loss is not None and not callable(loss):
+        if loss is not None and not callable(loss) and loss not in losses.NAMED:
             raise ValueError(
-                "Argument `loss` must be None or a callable "
-                f"(y_true, y_pred) -> per-example losses. Received: loss={loss!r}"
+                f"Argument `loss` must be None, one of {sorted(losses.NAMED)} or a "
+                "callable (y_true, y_pred) -> per-example losses. "
+                f"Received: loss={loss!r}"
             )
         self.loss = loss
         if from_logits not in (None, True, False):
@@ -96,7 +98,7 @@ class Attack:
         """The algorithm: `x_adv` within `epsilon` of `x`. Subclasses implement it."""
         raise NotImplementedError(f"{type(self).__name__} must implement `perturb`.")
 
-    def generate(self, model, x, y=None, batch_size=128):
+    def generate(self, model, x, y=None, batch_size=128, epsilon=None):
         """Attacks `model` on a whole dataset, in batches; returns a NumPy array.
 
         The attack is compiled once per model (not per batch): every batch,
@@ -108,16 +110,24 @@ class Attack:
                 iterable of `(x, y)` batches (then leave `y` as `None`).
             y: labels (or targets, when `targeted`) for array inputs.
             batch_size: examples per batch for array inputs. Defaults to 128.
+            epsilon: a budget for this call only; passed to the compiled
+                attack as a tensor, so another value does not recompile it.
+                Defaults to `self.epsilon`.
         """
-        return generate(self, model, x, y, batch_size)
+        return generate(self, model, x, y, batch_size, epsilon)
 
     def objective(self, forward, y):
         """Per-example function the attack maximises: the loss, negated if targeted."""
+        of_outputs = self.output_objective(y)
+        return lambda x: of_outputs(forward(x))
+
+    def output_objective(self, y):
+        """The objective as a function of the model's outputs, `(batch,)` float32."""
         loss_fn = self._loss_fn()
         sign = -1.0 if self.targeted else 1.0
 
-        def per_example(x):
-            values = loss_fn(y, forward(x))
+        def per_example(outputs):
+            values = loss_fn(y, outputs)
             if len(values.shape) != 1:
                 raise ValueError(
                     "Argument `loss` must return one value per example, shape "
@@ -129,10 +139,9 @@ class Attack:
         return per_example
 
     def _loss_fn(self):
-        if self.loss is None:
-            return lambda y_true, y_pred: losses.crossentropy(
-                y_true, y_pred, self.from_logits
-            )
+        if self.loss is None or isinstance(self.loss, str):
+            named = losses.NAMED[self.loss or "crossentropy"]
+            return lambda y_true, y_pred: named(y_true, y_pred, self.from_logits)
         if isinstance(self.loss, keras.losses.Loss):
             return self.loss.call  # unreduced: one value per example
         return self.loss
@@ -152,6 +161,34 @@ class Attack:
         )
         starts = self.project(x_rep, x_rep + delta, epsilon)
         return ops.reshape(starts, (count, -1) + tuple(x.shape[1:]))
+
+    def loop_drawing(self, lower, upper, body, init):
+        """`ops.fori_loop` for a `body(i, carry, draw)` that draws random numbers.
+
+        The body wraps its random ops in `draw(fn)` (`fn()` runs them on
+        `self.seed_generator`). The generator's state travels through the
+        loop as a value, as JAX requires (a traced loop body cannot assign a
+        variable), and is stored back once the loop ends.
+        """
+        variable = self.seed_generator.state
+
+        def step(i, carry):
+            seed, inner = carry
+            current = [seed]
+
+            def draw(fn):
+                mapping = [(variable, current[0])]
+                with keras.StatelessScope(state_mapping=mapping) as scope:
+                    result = fn()
+                current[0] = scope.get_current_value(variable)
+                return result
+
+            inner = body(i, inner, draw)
+            return current[0], inner
+
+        seed, result = ops.fori_loop(lower, upper, step, (variable.value, init))
+        variable.assign(seed)
+        return result
 
     def clone(self, **overrides):
         """A copy with constructor arguments `overrides`, and its own random state.

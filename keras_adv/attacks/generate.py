@@ -21,9 +21,10 @@ def _compiled(attack, model):
         def forward(x):
             return model_ref()(x, training=False)
 
-        def run(x, y):
+        def run(x, y, epsilon):
             x, y = ops.convert_to_tensor(x), ops.convert_to_tensor(y)
-            return attack.perturb(forward, x, y, attack.epsilon)
+            epsilon = ops.convert_to_tensor(epsilon)
+            return attack.perturb(forward, x, y, epsilon)
 
         state = list(model.variables) + [attack.seed_generator.state]
         per_model[model] = backend.compile_fn(run, state)
@@ -69,7 +70,7 @@ def _pad(array, size):
     return np.concatenate([array, np.repeat(array[-1:], missing, axis=0)])
 
 
-def generate(attack, model, x, y=None, batch_size=128):
+def generate(attack, model, x, y=None, batch_size=128, epsilon=None):
     """See `Attack.generate`."""
     if not isinstance(model, keras.Model):
         raise ValueError(
@@ -77,6 +78,8 @@ def generate(attack, model, x, y=None, batch_size=128):
             f"Received: model of type {type(model).__name__}"
         )
     batch_size = validation.check_positive(batch_size, "batch_size", integer=True)
+    epsilon = attack.epsilon if epsilon is None else validation.check_epsilon(epsilon)
+    budget = np.asarray(epsilon, "float32")  # a tensor: no recompile per value
     run = num_classes = None
     results = []
     for x_batch, y_batch in _batches(x, y, batch_size):
@@ -93,7 +96,7 @@ def generate(attack, model, x, y=None, batch_size=128):
             run = _compiled(attack, model)
         validation.check_concrete_inputs(x_batch, y_batch, num_classes, attack.clip)
         n = len(x_batch)
-        x_adv = run(_pad(x_batch, padded_size), _pad(y_batch, padded_size))
+        x_adv = run(_pad(x_batch, padded_size), _pad(y_batch, padded_size), budget)
         results.append(ops.convert_to_numpy(x_adv)[:n])
     if not results:
         raise ValueError("Argument `x` must hold at least one example. Received none.")

@@ -5,9 +5,11 @@ Everything outside this package is written in `keras.ops` / `keras.random`.
 
 Public functions:
 
-- `value_and_input_grad(loss_fn, x)`: `(loss_fn(x), d loss_fn / d x)` where
-  `loss_fn` maps a tensor to a scalar tensor. Gradients are taken with
-  respect to the input only; model variables are treated as constants.
+- `value_and_input_grad(loss_fn, x, has_aux=False)`: `(loss_fn(x), d loss_fn
+  / d x)` where `loss_fn` maps a tensor to a scalar tensor (with `has_aux`, to
+  a pair `(scalar, aux)`, and only the scalar is differentiated, as in
+  `jax.value_and_grad`). Gradients are taken with respect to the input only;
+  model variables are treated as constants.
 - `compile_fn(fn, state)`: compile `fn(*tensors)` once for repeated calls
   (`tf.function`, `jax.jit`, eager on torch). `state` lists the Keras
   variables `fn` reads or updates (model weights, seed generator state), which

@@ -11,8 +11,8 @@ ATTACK_BEFORE_TRAIN_STEP = False  # train_step is stateless under JAX
 TRAINING_MODE_ATTACKS = False  # BatchNorm updates inside jax.grad would leak tracers
 
 
-def value_and_input_grad(loss_fn, x):
-    return jax.value_and_grad(loss_fn)(x)
+def value_and_input_grad(loss_fn, x, has_aux=False):
+    return jax.value_and_grad(loss_fn, has_aux=has_aux)(x)
 
 
 def compile_fn(fn, state):

@@ -10,12 +10,16 @@ ATTACK_BEFORE_TRAIN_STEP = True
 TRAINING_MODE_ATTACKS = True
 
 
-def value_and_input_grad(loss_fn, x):
+def value_and_input_grad(loss_fn, x, has_aux=False):
     x = tf.convert_to_tensor(x)
     with tf.GradientTape() as tape:
         tape.watch(x)
-        loss = loss_fn(x)
-    return loss, tape.gradient(loss, x)
+        value = loss_fn(x)
+    loss = value[0] if has_aux else value
+    # A loss that does not depend on x (a gradient-masking model) has a zero
+    # gradient, not None.
+    grad = tape.gradient(loss, x, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return value, grad
 
 
 def compile_fn(fn, state):

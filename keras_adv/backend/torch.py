@@ -10,13 +10,22 @@ ATTACK_BEFORE_TRAIN_STEP = True
 TRAINING_MODE_ATTACKS = True
 
 
-def value_and_input_grad(loss_fn, x):
+def value_and_input_grad(loss_fn, x, has_aux=False):
     # Keras runs `predict` and `test_step` under `no_grad`; attacks need grads.
     with torch.enable_grad():
         x = torch.as_tensor(x).detach().requires_grad_(True)
-        loss = loss_fn(x)
-        (grad,) = torch.autograd.grad(loss, x)
-    return loss.detach(), grad.detach()
+        value = loss_fn(x)
+        loss = value[0] if has_aux else value
+        # A loss that does not depend on x (a gradient-masking model) has a
+        # zero gradient rather than an error.
+        if loss.requires_grad:
+            (grad,) = torch.autograd.grad(
+                loss, x, allow_unused=True, materialize_grads=True
+            )
+        else:
+            grad = torch.zeros_like(x)
+    value = torch.utils._pytree.tree_map(lambda t: t.detach(), value)
+    return value, grad.detach()
 
 
 def compile_fn(fn, state):
