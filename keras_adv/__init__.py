@@ -3,20 +3,38 @@
 from keras_adv import callbacks
 from keras_adv import metrics
 from keras_adv import objectives
+from keras_adv import sanity_checks
 from keras_adv.adversarial_model import AdversarialModel
+from keras_adv.attacks import APGD
+from keras_adv.attacks import APGDT
 from keras_adv.attacks import FGSM
+from keras_adv.attacks import MIM
 from keras_adv.attacks import PGD
 from keras_adv.attacks import Attack
+from keras_adv.attacks import Square
+from keras_adv.evaluation import RobustnessResult
+from keras_adv.evaluation import RobustnessWarning
+from keras_adv.evaluation import autoattack
+from keras_adv.evaluation import evaluate_robustness
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "APGD",
+    "APGDT",
     "AdversarialModel",
     "Attack",
     "FGSM",
+    "MIM",
     "PGD",
+    "RobustnessResult",
+    "RobustnessWarning",
+    "Square",
     "__version__",
+    "autoattack",
     "callbacks",
+    "evaluate_robustness",
     "metrics",
     "objectives",
+    "sanity_checks",
 ]

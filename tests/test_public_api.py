@@ -4,14 +4,23 @@ from keras_adv import attacks
 
 def test_top_level_api_is_pinned():
     assert sorted(keras_adv.__all__) == [
+        "APGD",
+        "APGDT",
         "AdversarialModel",
         "Attack",
         "FGSM",
+        "MIM",
         "PGD",
+        "RobustnessResult",
+        "RobustnessWarning",
+        "Square",
         "__version__",
+        "autoattack",
         "callbacks",
+        "evaluate_robustness",
         "metrics",
         "objectives",
+        "sanity_checks",
     ]
     for name in keras_adv.__all__:
         assert hasattr(keras_adv, name)

@@ -41,6 +41,10 @@ class Attack:
             random starts. Defaults to `None` (a random seed).
     """
 
+    # Whether the attack differentiates the model (white-box); evaluation
+    # compares gradient-free attacks against the others to expose masking.
+    uses_gradients = True
+
     def __init__(
         self,
         epsilon,
@@ -196,7 +200,10 @@ class Attack:
         The loss is passed as the object it is (a bound method or closure
         need not be serializable), and the copy is validated like any attack.
         """
-        config = {**self.get_config(), "loss": self.loss, **overrides}
+        config = self.get_config()
+        if "loss" in config:
+            config["loss"] = self.loss
+        config.update(overrides)
         return type(self)(**config)
 
     def get_config(self):

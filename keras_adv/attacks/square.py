@@ -54,6 +54,8 @@ class Square(Attack):
     True
     """
 
+    uses_gradients = False
+
     def __init__(
         self,
         epsilon,

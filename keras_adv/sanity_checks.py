@@ -1,0 +1,310 @@
+"""Sanity checks on a robustness evaluation, after Carlini et al. 2019.
+
+"On Evaluating Adversarial Robustness", arXiv:1902.06705, lists the signs
+that an evaluation is too weak to trust (gradient masking, too few steps,
+stochastic models). Each check here returns a `Check` with its evidence;
+`evaluation.evaluate_robustness` runs them all and warns on failures.
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_adv import backend
+from keras_adv import losses
+from keras_adv import norms
+from keras_adv.attacks.fgsm import FGSM
+
+
+@dataclasses.dataclass
+class Check:
+    """One sanity check: its name, whether it passed, and why."""
+
+    name: str
+    passed: bool
+    message: str
+    evidence: dict = dataclasses.field(default_factory=dict)
+
+
+def run_checks(outcomes, attacks, epsilons, correct, worst, tolerance, seed=None):
+    """All checks, in a fixed order. See each function for what it tests.
+
+    Args:
+        outcomes: an `evaluation.Outcomes` (the model and the examples).
+        attacks: `{name: Attack}` that were evaluated.
+        epsilons: the budgets, ascending.
+        correct: `{name: [per-example correctness at each epsilon]}`.
+        worst: per epsilon, per-example correctness under every attack.
+        tolerance: the accuracy difference allowed.
+        seed: seed of the random noise. Defaults to `None`.
+    """
+    accuracy = {name: [c.mean() for c in cols] for name, cols in correct.items()}
+    accuracy["worst case"] = [w.mean() for w in worst]
+    return [
+        outputs_are_logits(outcomes),
+        deterministic(outcomes),
+        zero_gradients(outcomes),
+        chance_at_large_epsilon(outcomes, attacks, tolerance),
+        accuracy_falls_with_epsilon(accuracy, epsilons, tolerance),
+        iterative_beats_fgsm(outcomes, attacks, epsilons, accuracy, tolerance),
+        more_iterations_change_little(outcomes, attacks, epsilons, worst, tolerance),
+        black_box_not_stronger(outcomes, attacks, epsilons, correct, tolerance, seed),
+    ]
+
+
+def outputs_are_logits(outcomes):
+    """Probabilities saturate: their gradients vanish where the model is sure."""
+    outputs = ops.convert_to_tensor(outcomes.predict(outcomes.x[:256]))
+    probabilities = bool(ops.convert_to_numpy(losses.is_probability(outputs)))
+    if outputs.shape[-1] == 1 or not probabilities:
+        return Check("outputs_are_logits", True, "The model outputs logits.")
+    return Check(
+        "outputs_are_logits",
+        False,
+        "The model outputs probabilities (rows in [0, 1] summing to 1): gradients "
+        "through a softmax vanish where it is confident, which weakens gradient "
+        "attacks. Attack the logits: keras.Model(model.inputs, "
+        "model.layers[-1].input) or a final layer without activation.",
+        {"rows_checked": int(outputs.shape[0])},
+    )
+
+
+def deterministic(outcomes):
+    """A randomized model needs attacks that average over its randomness (EOT)."""
+    x = outcomes.x[:256]
+    first, second = outcomes.predict(x), outcomes.predict(x)
+    gap = float(np.max(np.abs(np.asarray(first) - np.asarray(second))))
+    scale = 1e-5 * (1.0 + float(np.max(np.abs(first))))
+    if gap <= scale:
+        return Check("deterministic", True, "Two predictions of the same inputs agree.")
+    return Check(
+        "deterministic",
+        False,
+        f"Two predictions of the same inputs differ by up to {gap:.3g}: the model "
+        "is stochastic at inference, so one-sample gradients are noisy and robust "
+        "accuracy overstated. Remove the randomness or attack its expectation (EOT).",
+        {"max_output_difference": gap},
+    )
+
+
+def zero_gradients(outcomes):
+    """Exactly zero input gradients: nothing for a gradient attack to follow."""
+    model = outcomes.model
+    zero = []
+    for start in range(0, len(outcomes.x), outcomes.batch_size):
+        x = ops.convert_to_tensor(outcomes.x[start : start + outcomes.batch_size])
+        y = ops.convert_to_tensor(outcomes.y[start : start + outcomes.batch_size])
+        _, grad = backend.value_and_input_grad(
+            lambda t, y=y: ops.sum(losses.crossentropy(y, model(t, training=False))),
+            x,
+        )
+        largest = ops.convert_to_numpy(norms.lp_norm(grad, "linf"))
+        zero.append(largest == 0)
+    share = float(np.concatenate(zero).mean())
+    if share == 0:
+        return Check("zero_gradients", True, "Every example has a nonzero gradient.")
+    return Check(
+        "zero_gradients",
+        False,
+        f"{share:.1%} of examples have an exactly zero input gradient of the loss "
+        "(masked or saturated gradients): gradient attacks cannot move them. "
+        "Trust the gradient-free attacks (Square) for these numbers.",
+        {"zero_gradient_share": share},
+    )
+
+
+def _large_epsilon(attack, x):
+    """Half the valid range per coordinate: the ball then holds a constant image."""
+    low, high = attack.clip if attack.clip is not None else (x.min(), x.max())
+    half = 0.5 * float(high - low)
+    return half if attack.norm == "linf" else half * float(np.sqrt(x[0].size))
+
+
+def chance_at_large_epsilon(outcomes, attacks, tolerance):
+    """An unbounded-enough attack must reach chance accuracy, or it is broken."""
+    labels = np.argmax(outcomes.y, -1) if outcomes.y.ndim > 1 else outcomes.y
+    chance = float(np.bincount(np.ravel(labels).astype(int)).max() / len(labels))
+    above, evidence = [], {"chance": chance}
+    for name, attack in attacks.items():
+        eps = _large_epsilon(attack, outcomes.x)
+        acc = float(outcomes.correct(attack, eps).mean())
+        evidence[name] = {"epsilon": eps, "accuracy": acc}
+        if acc > chance + tolerance:
+            above.append(f"{name} {acc:.3f} at eps {eps:g}")
+    if not above:
+        return Check(
+            "chance_at_large_epsilon",
+            True,
+            f"Every attack reaches chance ({chance:.3f}) at a large epsilon.",
+            evidence,
+        )
+    return Check(
+        "chance_at_large_epsilon",
+        False,
+        f"Above chance ({chance:.3f}) at an epsilon that allows any image: "
+        f"{'; '.join(above)}. The attack cannot find what must exist: suspect "
+        "masked gradients or a bug in the attack setup.",
+        evidence,
+    )
+
+
+def accuracy_falls_with_epsilon(accuracy, epsilons, tolerance):
+    """A larger ball holds every point of a smaller one: accuracy cannot rise."""
+    rises = [
+        f"{name} {acc[i]:.3f} -> {acc[i + 1]:.3f} (eps {epsilons[i]:g} -> "
+        f"{epsilons[i + 1]:g})"
+        for name, acc in accuracy.items()
+        for i in range(len(epsilons) - 1)
+        if acc[i + 1] > acc[i] + tolerance
+    ]
+    if not rises:
+        return Check(
+            "accuracy_falls_with_epsilon", True, "Robust accuracy never rises."
+        )
+    return Check(
+        "accuracy_falls_with_epsilon",
+        False,
+        f"Robust accuracy rises with epsilon: {'; '.join(rises)}. The attack "
+        "fails to use its budget (step size or masked gradients).",
+        {"rises": rises},
+    )
+
+
+def _iterative(attacks):
+    return {
+        n: a for n, a in attacks.items() if a.uses_gradients and hasattr(a, "steps")
+    }
+
+
+def iterative_beats_fgsm(outcomes, attacks, epsilons, accuracy, tolerance):
+    """Many gradient steps must do at least as well as one (FGSM)."""
+    weaker, evidence = [], {}
+    for norm in {a.norm for a in _iterative(attacks).values()}:
+        fgsm = FGSM(1.0, norm=norm, clip=next(iter(attacks.values())).clip)
+        fgsm_acc = [float(outcomes.correct(fgsm, e).mean()) for e in epsilons]
+        evidence[f"FGSM ({norm})"] = fgsm_acc
+        for name, attack in _iterative(attacks).items():
+            for i, eps in enumerate(epsilons):
+                if attack.norm == norm and accuracy[name][i] > fgsm_acc[i] + tolerance:
+                    weaker.append(
+                        f"{name} {accuracy[name][i]:.3f} vs FGSM {fgsm_acc[i]:.3f} "
+                        f"at eps {eps:g}"
+                    )
+    if not weaker:
+        return Check(
+            "iterative_beats_fgsm",
+            True,
+            "Iterative attacks are at least as strong as FGSM.",
+            evidence,
+        )
+    return Check(
+        "iterative_beats_fgsm",
+        False,
+        f"Weaker than one FGSM step: {'; '.join(weaker)}. The iterative attack is "
+        "misconfigured (step size, steps) or the loss surface is masked.",
+        evidence,
+    )
+
+
+def more_iterations_change_little(outcomes, attacks, epsilons, worst, tolerance):
+    """Doubling steps and restarts must not lower accuracy: the attack converged.
+
+    Runs at the budget whose worst-case accuracy is nearest 50%, where more
+    effort shows most.
+    """
+    budgets = [
+        (abs(w.mean() - 0.5), e) for e, w in zip(epsilons, worst, strict=True) if e > 0
+    ]
+    if not budgets or not _iterative(attacks):
+        return Check("more_iterations_change_little", True, "No iterative attack ran.")
+    eps = min(budgets)[1]
+    drops, evidence = [], {"epsilon": eps}
+    for name, attack in _iterative(attacks).items():
+        overrides = {"steps": 2 * attack.steps}
+        if getattr(attack, "random_start", False) and hasattr(attack, "restarts"):
+            overrides["restarts"] = 2 * attack.restarts
+        stronger = attack.clone(**overrides)
+        base = float(outcomes.correct(attack, eps).mean())
+        more = float(outcomes.correct(stronger, eps).mean())
+        evidence[name] = {"accuracy": base, "doubled": more, **overrides}
+        if base - more > tolerance:
+            drops.append(f"{name} {base:.3f} -> {more:.3f}")
+    if not drops:
+        return Check(
+            "more_iterations_change_little",
+            True,
+            f"Doubling steps and restarts changes accuracy by at most {tolerance:g} "
+            f"at eps {eps:g}.",
+            evidence,
+        )
+    return Check(
+        "more_iterations_change_little",
+        False,
+        f"Doubling steps and restarts at eps {eps:g} lowers accuracy: "
+        f"{'; '.join(drops)}. The attack has not converged; report the stronger one.",
+        evidence,
+    )
+
+
+def black_box_not_stronger(outcomes, attacks, epsilons, correct, tolerance, seed=None):
+    """Examples broken by noise or gradient-free attacks, missed by the white box.
+
+    A white-box attack sees more than random noise or Square: if they break
+    an example it leaves robust, its gradients are misleading (masking).
+    Fails when such examples exceed `tolerance` of all examples; fewer are
+    reported in the message of a passing check.
+    """
+    white = [n for n, a in attacks.items() if a.uses_gradients]
+    black = [n for n, a in attacks.items() if not a.uses_gradients]
+    if not white:
+        return Check("black_box_not_stronger", True, "No white-box attack ran.")
+    norm = attacks[white[0]].norm
+    noise = _Noise(norm, attacks[white[0]].clip, seed)
+    missed, evidence = [], {}
+    for i, eps in enumerate(epsilons):
+        if eps == 0:
+            continue
+        white_right = np.logical_and.reduce([correct[n][i] for n in white])
+        black_right = np.logical_and.reduce(
+            [correct[n][i] for n in black] + [outcomes.correct(noise, eps)]
+        )
+        count = int(np.sum(outcomes.clean & white_right & ~black_right))
+        evidence[f"{eps:g}"] = count
+        if count:
+            missed.append((count / len(outcomes.clean), f"{count} at eps {eps:g}"))
+    sources = " and ".join(["random noise"] + black)
+    if all(share <= tolerance for share, _ in missed):
+        found = ", ".join(text for _, text in missed) or "none"
+        return Check(
+            "black_box_not_stronger",
+            True,
+            f"Examples broken by {sources} but by no white-box attack: {found} "
+            f"(at most {tolerance:g} of the examples allowed).",
+            evidence,
+        )
+    missed = [text for _, text in missed]
+    return Check(
+        "black_box_not_stronger",
+        False,
+        f"Examples broken by {sources} but by no white-box attack: "
+        f"{', '.join(missed)}. The gradients mislead the white-box attacks "
+        "(gradient masking); the white-box numbers overstate robustness.",
+        evidence,
+    )
+
+
+class _Noise(FGSM):
+    """Random noise on the ball's surface (a random vertex for L-inf)."""
+
+    uses_gradients = False
+
+    def __init__(self, norm, clip, seed):
+        super().__init__(1.0, norm=norm, clip=clip, seed=seed)
+
+    def perturb(self, forward, x, y, epsilon):
+        del forward, y
+        z = keras.random.normal(ops.shape(x), seed=self.seed_generator)
+        direction = ops.cast(norms.normalize_grad(z, self.norm), x.dtype)
+        return self.project(x, x + epsilon * direction, epsilon)

@@ -1,0 +1,136 @@
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from keras_adv import APGD
+from keras_adv import FGSM
+from keras_adv import PGD
+from keras_adv import RobustnessWarning
+from keras_adv import Square
+from keras_adv import autoattack
+from keras_adv import evaluate_robustness
+
+
+@pytest.fixture(scope="module")
+def images(digits_images):
+    x, y = digits_images
+    return x[:200], y[:200]
+
+
+def test_worst_case_is_the_per_example_and_over_attacks(trained_image_model, images):
+    """An example is robust only if every attack leaves it right."""
+    x, y = images
+    model = trained_image_model
+    attacks = {"fgsm": FGSM(0.1), "pgd": PGD(0.1, steps=10, seed=0)}
+    result = evaluate_robustness(
+        model, (x, y), epsilons=[0.1, 0.0], attacks=attacks, checks=False
+    )
+    assert result.epsilons == [0.0, 0.1]  # sorted
+    clean = np.argmax(model.predict(x, verbose=0), 1) == y
+    assert result.clean_accuracy == pytest.approx(clean.mean())
+    assert result.robust_accuracy["fgsm"][0] == pytest.approx(clean.mean())
+    # Recompute the worst case from the same attacks with the same seeds.
+    fgsm_ok = np.argmax(model.predict(FGSM(0.1).generate(model, x, y), verbose=0), 1)
+    pgd_adv = PGD(0.1, steps=10, seed=0).generate(model, x, y, batch_size=256)
+    pgd_ok = np.argmax(model.predict(pgd_adv, verbose=0), 1)
+    expected = np.mean(clean & (fgsm_ok == y) & (pgd_ok == y))
+    assert result.worst_case[1] == pytest.approx(expected)
+    assert result.worst_case[1] <= min(result.robust_accuracy["pgd"][1], 1.0)
+    assert result.worst_case[1] < result.robust_accuracy["fgsm"][1]
+
+
+def test_records_hyperparameters_and_serializes(trained_image_model, images):
+    result = evaluate_robustness(
+        trained_image_model,
+        images,
+        epsilons=0.05,
+        attacks=[PGD(0.3, steps=7, seed=0), PGD(0.3, steps=3, seed=0)],
+        checks=False,
+    )
+    assert set(result.attacks) == {"PGD-7", "PGD-3"}
+    assert result.attacks["PGD-7"]["steps"] == 7
+    assert result.attacks["PGD-7"]["epsilon"] == "per column"
+    assert json.loads(json.dumps(result.to_dict()))["num_examples"] == 200
+
+
+def test_duplicate_names_get_a_suffix(trained_image_model, images):
+    result = evaluate_robustness(
+        trained_image_model,
+        images,
+        epsilons=[0.05],
+        attacks=[FGSM(0.1), FGSM(0.1, random_start=True, seed=1)],
+        checks=False,
+    )
+    assert list(result.robust_accuracy) == ["FGSM", "FGSM#2"]
+
+
+def test_autoattack_preset_is_named_and_configured():
+    attacks = autoattack(0.03, seed=0)
+    assert list(attacks) == ["APGD-CE", "APGD-T", "Square"]
+    assert attacks["APGD-CE"].steps == 100 and attacks["APGD-CE"].loss == "ce"
+    assert attacks["APGD-T"].target_classes == 9 and attacks["APGD-T"].steps == 100
+    assert attacks["Square"].queries == 5000 and attacks["Square"].p_init == 0.8
+    assert list(autoattack(0.5, norm="l2")) == ["APGD-CE", "APGD-T"]
+
+
+@pytest.mark.slow
+def test_the_autoattack_preset_runs_end_to_end(trained_image_model, images):
+    x, y = images
+    result = evaluate_robustness(
+        trained_image_model, (x[:64], y[:64]), epsilons=[0.1], checks=False, seed=0
+    )
+    assert list(result.robust_accuracy) == ["APGD-CE", "APGD-T", "Square"]
+    assert result.worst_case[0] <= min(v[0] for v in result.robust_accuracy.values())
+
+
+def test_checks_pass_on_a_properly_trained_model(trained_image_model, images):
+    """A trained logits model evaluated with strong attacks raises no warning."""
+    x, y = images
+    attacks = [
+        PGD(0.1, steps=20, seed=0),
+        APGD(0.1, steps=20, seed=0),
+        Square(0.1, queries=200, seed=0),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RobustnessWarning)
+        result = evaluate_robustness(
+            trained_image_model,
+            (x, y),
+            epsilons=[0.0, 0.05, 0.1, 0.2],
+            attacks=attacks,
+            seed=0,
+        )
+    assert [c.name for c in result.checks] == [
+        "outputs_are_logits",
+        "deterministic",
+        "zero_gradients",
+        "chance_at_large_epsilon",
+        "accuracy_falls_with_epsilon",
+        "iterative_beats_fgsm",
+        "more_iterations_change_little",
+        "black_box_not_stronger",
+    ]
+    assert result.failed_checks == []
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"epsilons": [-0.1]}, "epsilons"),
+        ({"epsilons": []}, "epsilons"),
+        ({"epsilons": [0.1], "attacks": "strong"}, "attacks"),
+        ({"epsilons": [0.1], "attacks": []}, "attacks"),
+        ({"epsilons": [0.1], "attacks": ["pgd"]}, "attacks"),
+        ({"epsilons": [0.1], "tolerance": -1.0}, "tolerance"),
+    ],
+)
+def test_bad_arguments_raise(trained_image_model, images, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        evaluate_robustness(trained_image_model, images, **kwargs)
+
+
+def test_rejects_what_is_not_a_model(images):
+    with pytest.raises(ValueError, match="keras.Model"):
+        evaluate_robustness(lambda x: x, images, epsilons=[0.1])

@@ -1,0 +1,108 @@
+"""Each check fires on a planted failure, with its evidence."""
+
+import keras
+import pytest
+
+from keras_adv import PGD
+from keras_adv import RobustnessWarning
+from keras_adv import Square
+from keras_adv import evaluate_robustness
+from keras_adv import sanity_checks
+from tests.conftest import masked
+
+# The planted failures warn by design; the tests read the checks instead.
+pytestmark = pytest.mark.filterwarnings("ignore::keras_adv.RobustnessWarning")
+
+
+@pytest.fixture(scope="module")
+def images(digits_images):
+    x, y = digits_images
+    return x[:150], y[:150]
+
+
+def _failed(result):
+    return {check.name: check for check in result.failed_checks}
+
+
+def test_masked_gradients_are_caught(trained_image_model, images):
+    """Zero input gradients: PGD cannot move, Square and noise still break."""
+    model = masked(trained_image_model, (8, 8, 1))
+    attacks = [PGD(0.15, steps=10, seed=0), Square(0.15, queries=200, seed=0)]
+    with pytest.warns(RobustnessWarning, match="zero_gradients"):
+        result = evaluate_robustness(
+            model, images, epsilons=[0.1, 0.2], attacks=attacks, seed=0
+        )
+    failed = _failed(result)
+    assert failed["zero_gradients"].evidence["zero_gradient_share"] == 1.0
+    assert "black_box_not_stronger" in failed
+    assert failed["black_box_not_stronger"].evidence["0.2"] > 10
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() == "jax",
+    reason="a layer drawing from a SeedGenerator at inference cannot be "
+    "differentiated inside JAX's traced attack loops (its seed state would leak)",
+)
+def test_a_stochastic_model_is_caught(trained_image_model, images):
+    class AlwaysNoisy(keras.layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.seed_generator = keras.random.SeedGenerator(0)
+
+        def call(self, inputs):
+            return inputs + keras.random.normal(
+                keras.ops.shape(inputs), stddev=0.1, seed=self.seed_generator
+            )
+
+    model = keras.Sequential(
+        [keras.Input((8, 8, 1)), AlwaysNoisy(), trained_image_model]
+    )
+    result = evaluate_robustness(
+        model, images, epsilons=[0.1], attacks=[PGD(0.1, steps=5, seed=0)], seed=0
+    )
+    failed = _failed(result)
+    assert "deterministic" in failed
+    assert failed["deterministic"].evidence["max_output_difference"] > 0
+
+
+def test_probability_outputs_are_caught(trained_image_model, images):
+    model = keras.Sequential([trained_image_model, keras.layers.Softmax()])
+    result = evaluate_robustness(
+        model, images, epsilons=[0.1], attacks=[PGD(0.1, steps=5, seed=0)], seed=0
+    )
+    assert "outputs_are_logits" in _failed(result)
+
+
+def test_a_weak_attack_is_caught_by_fgsm_and_by_doubling(trained_image_model, images):
+    """Two tiny steps: weaker than FGSM, and doubling them still helps."""
+    weak = PGD(0.1, steps=2, step_size=0.01, random_start=False)
+    result = evaluate_robustness(
+        trained_image_model, images, epsilons=[0.05, 0.1], attacks=[weak], seed=0
+    )
+    failed = _failed(result)
+    assert "iterative_beats_fgsm" in failed
+    assert "more_iterations_change_little" in failed
+    doubled = failed["more_iterations_change_little"].evidence["PGD-2"]
+    assert doubled["doubled"] < doubled["accuracy"] - 0.02 and doubled["steps"] == 4
+    # ... and at a large epsilon two steps of 0.01 cannot reach chance.
+    assert "chance_at_large_epsilon" in failed
+
+
+def test_accuracy_rising_with_epsilon_is_caught():
+    accuracy = {"PGD-10": [0.9, 0.5, 0.6], "worst case": [0.9, 0.5, 0.5]}
+    check = sanity_checks.accuracy_falls_with_epsilon(
+        accuracy, [0.0, 0.1, 0.2], tolerance=0.02
+    )
+    assert not check.passed and "PGD-10 0.500 -> 0.600" in check.message
+    within = sanity_checks.accuracy_falls_with_epsilon(
+        {"PGD-10": [0.5, 0.51]}, [0.1, 0.2], tolerance=0.02
+    )
+    assert within.passed
+
+
+def test_checks_can_be_turned_off(trained_image_model, images):
+    model = masked(trained_image_model, (8, 8, 1))
+    result = evaluate_robustness(
+        model, images, epsilons=[0.1], attacks=[PGD(0.1, steps=2)], checks=False
+    )
+    assert result.checks == []
