@@ -83,7 +83,8 @@ def build_parser():
         "--attacks",
         nargs="+",
         metavar="ATTACK",
-        help="fgsm or pgd<steps>, e.g. fgsm pgd20",
+        help="fgsm, pgd<steps>, mim<steps>, apgd-ce, apgd-dlr, apgd-t, "
+        "square[<queries>], e.g. fgsm pgd20 apgd-ce",
     )
     sweep.add_argument("--train-attack", help="the training attack (default pgd7)")
     sweep.add_argument("--quick", action="store_true", help="a sub-minute smoke run")
@@ -101,12 +102,26 @@ def build_parser():
     train.add_argument("--attack", help="fgsm or pgd<steps> (default pgd7)")
     train.add_argument("--output", required=True, help="the .keras file to write")
 
-    evaluate = commands.add_parser("evaluate", help="robustness curve of a saved model")
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="robust accuracy of a saved model, worst case and sanity checks",
+        description="Attacks a saved model at each epsilon with each attack; "
+        "prints robust accuracy, the worst case over attacks (robust only if "
+        "no attack broke the example) and the sanity checks.",
+    )
     _settings_arguments(evaluate)
     evaluate.add_argument("model", help="a .keras file")
-    evaluate.add_argument("--attacks", nargs="+", default=["fgsm", "pgd20"])
+    evaluate.add_argument(
+        "--attacks",
+        nargs="+",
+        default=["fgsm", "pgd20"],
+        help="attack names as for sweep, or autoattack (APGD-CE, APGD-T, Square)",
+    )
     evaluate.add_argument(
         "--epsilons", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.2]
+    )
+    evaluate.add_argument(
+        "--no-checks", action="store_true", help="skip the sanity checks"
     )
     return parser
 
@@ -176,6 +191,13 @@ def _sweep(args, say):
         on_cell=progress,
     )
     write_report(results, out_dir)
+    for entry in results["checks"]:
+        for check in entry["checks"]:
+            if not check["passed"]:
+                say(
+                    f"train eps {entry['train_epsilon']:g} | check FAILED "
+                    f"{check['name']}: {check['message']}"
+                )
     say(f"report: {os.path.join(out_dir, 'report.md')}")
 
 
@@ -201,31 +223,46 @@ def _train(args, say):
 
 
 def _evaluate(args, say):
+    import warnings
+
     import keras
 
-    from keras_adv import metrics
     from keras_adv.data import load
-    from keras_adv.probe import ProbeSet
+    from keras_adv.evaluation import RobustnessWarning
+    from keras_adv.evaluation import evaluate_robustness
     from keras_adv.sweep import make_attack
 
     options = _options(args, {"dataset", "seed", "max_test_examples", "quiet"})
     if not args.model.endswith(".keras") or not os.path.isfile(args.model):
         raise UsageError(f"{args.model} is not a .keras model file")
+    seed = options.get("seed", 0)
+    if args.attacks == ["autoattack"]:
+        attacks = "autoattack"
+    else:
+        attacks = {name: make_attack(name, 0.0, seed) for name in args.attacks}
     try:
         model = keras.saving.load_model(args.model)
     except Exception as error:  # a damaged or foreign file
         raise UsageError(f"cannot load {args.model}: {error}") from None
-    _, test = load(options.get("dataset", "digits"), seed=options.get("seed", 0))
-    probe = ProbeSet(test, max_examples=options.get("max_test_examples", 1000))
-    say("attack | " + " | ".join(f"eps {eps:g}" for eps in args.epsilons))
-    for name in args.attacks:
-        attack = make_attack(name, 0.0, options.get("seed", 0))
-        accuracy = [(metrics.RobustAccuracy(), ("y", "y_pred_adv"))]
-        row = [
-            probe.evaluate(model, attack, accuracy, eps)["robust_accuracy"]
-            for eps in args.epsilons
-        ]
+    _, test = load(options.get("dataset", "digits"), seed=seed)
+    with warnings.catch_warnings():  # the checks are printed below instead
+        warnings.simplefilter("ignore", RobustnessWarning)
+        result = evaluate_robustness(
+            model,
+            test,
+            epsilons=args.epsilons,
+            attacks=attacks,
+            checks=not args.no_checks,
+            max_examples=options.get("max_test_examples", 1000),
+            seed=seed,
+        )
+    say("attack | " + " | ".join(f"eps {eps:g}" for eps in result.epsilons))
+    rows = {**result.robust_accuracy, "worst case": result.worst_case}
+    for name, row in rows.items():
         say(f"{name} | " + " | ".join(f"{value:.3f}" for value in row))
+    for check in result.checks:
+        status = "ok" if check.passed else "FAILED"
+        say(f"check {check.name}: {status}: {check.message}")
 
 
 def main(argv=None):

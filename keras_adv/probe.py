@@ -8,6 +8,7 @@ from keras import ops
 from keras_adv import backend
 from keras_adv import metrics
 from keras_adv import validation
+from keras_adv.metrics import hits
 
 _ARGUMENTS = ("x", "x_adv", "y", "y_pred", "y_pred_adv")
 
@@ -77,7 +78,7 @@ class ProbeSet:
     def __len__(self):
         return len(self.x)
 
-    def evaluate(self, model, attack, metrics, epsilon=None):
+    def evaluate(self, model, attack, metrics, epsilon=None, return_hits=False):
         """Attacks the probe set and returns `{metric name: value}`.
 
         Args:
@@ -88,13 +89,20 @@ class ProbeSet:
                 `"y_pred"` and `"y_pred_adv"`.
             epsilon: a budget overriding `attack.epsilon`, passed as a tensor
                 (no retracing per value). Defaults to `attack.epsilon`.
+            return_hits: also return, per example, whether the prediction on
+                the attacked input is right (a boolean NumPy array), for worst
+                cases over attacks. Defaults to `False`.
         """
         run = self._function(model, attack, metrics)
         budget = ops.convert_to_tensor(
             attack.epsilon if epsilon is None else epsilon, "float32"
         )
-        results = ops.convert_to_numpy(run(self.x, self.y, budget))
-        return {m.name: float(v) for (m, _), v in zip(metrics, results, strict=True)}
+        results, correct = run(self.x, self.y, budget)
+        results = ops.convert_to_numpy(results)
+        values = {m.name: float(v) for (m, _), v in zip(metrics, results, strict=True)}
+        if return_hits:
+            return values, ops.convert_to_numpy(correct) > 0.5
+        return values
 
     def _function(self, model, attack, metrics):
         per_model = self._compiled.setdefault(model, {})
@@ -126,16 +134,19 @@ def _compile(model, attack, metrics, batch_size):
         values["y_pred_adv"] = forward(x_adv)
         for metric, arguments in metrics:
             metric.update_state(*(values[name] for name in arguments))
+        return hits(y, values["y_pred_adv"])
 
     def run(x, y, epsilon):
         x, y = ops.convert_to_tensor(x), ops.convert_to_tensor(y)
         for metric, _ in metrics:
             metric.reset_state()
-        for start in range(0, x.shape[0], batch_size):
-            update(
-                x[start : start + batch_size], y[start : start + batch_size], epsilon
-            )
-        return ops.stack([ops.cast(m.result(), "float32") for m, _ in metrics])
+        batches = range(0, x.shape[0], batch_size)
+        correct = [
+            update(x[i : i + batch_size], y[i : i + batch_size], epsilon)
+            for i in batches
+        ]
+        results = ops.stack([ops.cast(m.result(), "float32") for m, _ in metrics])
+        return results, ops.concatenate(correct)
 
     state = list(model.variables) + [attack.seed_generator.state]
     for metric, _ in metrics:

@@ -23,18 +23,25 @@ COLUMNS = (
 FIGURES = ("heatmap.png", "robust_accuracy.png", "strength_vs_effect.png")
 
 
+WORST_CASE = "worst case"  # as sweep.WORST_CASE (report.py renders, never computes)
+
+
 def _grid(results):
+    """`(train eps, attacks, attack eps, cells)`; attacks end with the worst case."""
     settings = results["settings"]
     cells = {
         (c["train_epsilon"], c["attack"], c["attack_epsilon"]): c
         for c in results["cells"]
     }
-    return (
-        settings["train_epsilons"],
-        settings["attacks"],
-        settings["attack_epsilons"],
-        cells,
-    )
+    attacks = list(settings["attacks"])
+    if any(c["attack"] == WORST_CASE for c in results["cells"]):
+        attacks.append(WORST_CASE)
+    return settings["train_epsilons"], attacks, settings["attack_epsilons"], cells
+
+
+def _last_attack(attacks):
+    """The last attack the sweep ran (the strongest), not the worst case."""
+    return [a for a in attacks if a != WORST_CASE][-1]
 
 
 def write_report(results, out_dir):
@@ -83,10 +90,13 @@ def markdown(results):
                 cell = cells.get((t, attack, a))
                 row.append("-" if cell is None else f"{cell['robust_accuracy']:.3f}")
             rows.append(row)
-        parts += [
-            f"## Robust accuracy under `{attack}`",
-            _table(["", *[f"{a:g}" for a in attack_eps]], rows),
-        ]
+        title = (
+            "## Worst case over all attacks (robust only if no attack broke it)"
+            if attack == WORST_CASE
+            else f"## Robust accuracy under `{attack}`"
+        )
+        parts += [title, _table(["", *[f"{a:g}" for a in attack_eps]], rows)]
+    parts += _checks_section(results)
     training = results.get("training", {})
     rows = [
         [
@@ -97,7 +107,7 @@ def markdown(results):
         for t in train_eps
     ]
     parts += ["## Training", _table(["train eps", "seconds", "clean accuracy"], rows)]
-    strongest = attacks[-1]
+    strongest = _last_attack(attacks)
     rows = [
         [
             f"{t:g}",
@@ -128,6 +138,28 @@ def markdown(results):
     return "\n\n".join(parts) + "\n"
 
 
+def _checks_section(results):
+    entries = results.get("checks", [])
+    if not entries:
+        return []
+    rows = []
+    for entry in entries:
+        failed = [c for c in entry["checks"] if not c["passed"]]
+        summary = (
+            f"all {len(entry['checks'])} passed"
+            if not failed
+            else "; ".join(f"**{c['name']}**: {c['message']}" for c in failed)
+        )
+        rows.append([f"{entry['train_epsilon']:g}", summary])
+    return [
+        "## Sanity checks",
+        "Carlini et al. 2019 (arXiv:1902.06705): signs that robustness is "
+        "overstated. A failed check means the numbers above need a stronger "
+        "attack before anyone relies on them.",
+        _table(["train eps", "checks"], rows),
+    ]
+
+
 def _value(cells, t, attack, a, key):
     cell = cells.get((t, attack, a))
     return "-" if cell is None else f"{cell[key]:.3f}"
@@ -135,7 +167,7 @@ def _value(cells, t, attack, a, key):
 
 def _heatmap(results):
     train_eps, attacks, attack_eps, cells = _grid(results)
-    attack = attacks[-1]
+    attack = attacks[-1]  # the worst case when the sweep computed it
     values = [
         [
             cells[(t, attack, a)]["robust_accuracy"]
@@ -197,7 +229,7 @@ def _curves(results):
 
 def _strength_vs_effect(results):
     train_eps, attacks, attack_eps, cells = _grid(results)
-    attack = attacks[-1]
+    attack = _last_attack(attacks)
     figure, axis = plt.subplots(figsize=(5.5, 3.8))
     for t in train_eps:
         points = [

@@ -173,8 +173,11 @@ def accuracy_falls_with_epsilon(accuracy, epsilons, tolerance):
 
 
 def _iterative(attacks):
+    """The gradient attacks with a `steps` hyperparameter (FGSM has none)."""
     return {
-        n: a for n, a in attacks.items() if a.uses_gradients and hasattr(a, "steps")
+        n: a
+        for n, a in attacks.items()
+        if a.uses_gradients and "steps" in a.get_config()
     }
 
 

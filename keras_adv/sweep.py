@@ -3,8 +3,11 @@
 For each training budget, train the reference CNN with `AdversarialModel`;
 attack each trained model with each attack at each budget and record clean
 and robust accuracy, measured perturbation norms, prediction drift and flip
-rate. Every finished step is written to `results.json` atomically, so an
-interrupted sweep rerun with the same settings skips what is done.
+rate; then, per trained model, the worst case over the attacks (an example
+counts as robust only if no attack broke it) and the sanity checks of
+`keras_adv.sanity_checks`. Every finished step is written to `results.json`
+atomically, so an interrupted sweep rerun with the same settings skips what
+is done.
 Rendering lives in `report.py`; the command line in `cli.py`.
 """
 
@@ -21,16 +24,24 @@ import keras
 import numpy as np
 
 from keras_adv import __version__
+from keras_adv import sanity_checks
 from keras_adv import validation
 from keras_adv.adversarial_model import AdversarialModel
+from keras_adv.attacks.apgd import APGD
+from keras_adv.attacks.apgd_t import APGDT
 from keras_adv.attacks.fgsm import FGSM
+from keras_adv.attacks.mim import MIM
 from keras_adv.attacks.pgd import PGD
+from keras_adv.attacks.square import Square
 from keras_adv.data import load
+from keras_adv.evaluation import Outcomes
 from keras_adv.probe import ProbeSet
 from keras_adv.probe import standard_metrics
 from keras_adv.zoo import small_cnn
 
 RESULTS = "results.json"
+WORST_CASE = "worst case"  # the attack name of the worst-case cells
+CHECK_TOLERANCE = 0.02  # accuracy difference the sanity checks allow
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,16 +75,33 @@ class SweepSettings:
             validation.check_positive(getattr(self, name), name, integer=True)
 
 
+ATTACK_NAMES = (
+    "'fgsm', 'pgd<steps>' (e.g. 'pgd20'), 'mim<steps>', 'apgd-ce[<steps>]', "
+    "'apgd-dlr[<steps>]', 'apgd-t[<steps>]' (100 steps by default) or "
+    "'square[<queries>]' (5000 by default)"
+)
+
+
 def make_attack(name, epsilon, seed):
-    """`"fgsm"` or `"pgd<steps>"` (e.g. `"pgd20"`) at `epsilon`."""
+    """The attack `name` names (see `ATTACK_NAMES`) at `epsilon`."""
     if name == "fgsm":
         return FGSM(epsilon)
-    match = re.fullmatch(r"pgd(\d+)", name)
-    if match:
-        return PGD(epsilon, steps=int(match.group(1)), seed=seed)
-    raise ValueError(
-        f"Attack names are 'fgsm' or 'pgd<steps>' such as 'pgd20'. Received: {name!r}"
-    )
+    match = re.fullmatch(r"(pgd|mim|apgd-ce|apgd-dlr|apgd-t|square)(\d*)", name)
+    if match is None or (match.group(1) in ("pgd", "mim") and not match.group(2)):
+        raise ValueError(f"Attack names are {ATTACK_NAMES}. Received: {name!r}")
+    kind, number = match.group(1), match.group(2)
+    count = int(number) if number else (5000 if kind == "square" else 100)
+    if count < 1:
+        raise ValueError(f"Attack names need a count >= 1. Received: {name!r}")
+    if kind == "pgd":
+        return PGD(epsilon, steps=count, seed=seed)
+    if kind == "mim":
+        return MIM(epsilon, steps=count, seed=seed)
+    if kind == "apgd-t":
+        return APGDT(epsilon, steps=count, seed=seed)
+    if kind == "square":
+        return Square(epsilon, queries=count, seed=seed)
+    return APGD(epsilon, steps=count, loss=kind[5:], seed=seed)
 
 
 def _write_json(path, data):
@@ -126,6 +154,7 @@ def _prepare_folder(out_dir, settings, overwrite):
         "versions": _versions(),
         "training": {},
         "cells": [],
+        "checks": [],
     }
     _write_json(path, results)
     return results
@@ -177,9 +206,13 @@ def run_sweep(settings, out_dir, overwrite=False, verbose=0, on_cell=None):
     results = _prepare_folder(out_dir, settings, overwrite)
     data = load(settings.dataset, seed=settings.seed)
     test = ProbeSet(data[1], max_examples=settings.max_test_examples)
+    # Cells of an older keras-adv lack per-example results: they are redone.
+    results["cells"] = [c for c in results["cells"] if "robust_examples" in c]
+    results.setdefault("checks", [])
     done = {
         (c["train_epsilon"], c["attack"], c["attack_epsilon"]) for c in results["cells"]
     }
+    checked = {entry["train_epsilon"] for entry in results["checks"]}
     for train_eps in settings.train_epsilons:
         todo = [
             (name, eps)
@@ -187,7 +220,7 @@ def run_sweep(settings, out_dir, overwrite=False, verbose=0, on_cell=None):
             for eps in settings.attack_epsilons
             if (train_eps, name, eps) not in done
         ]
-        if not todo:
+        if not todo and train_eps in checked:
             continue
         model = _trained_model(settings, train_eps, data, out_dir, results, verbose)
         # One attack and one metric set per name: compiled once, the budget
@@ -198,18 +231,81 @@ def run_sweep(settings, out_dir, overwrite=False, verbose=0, on_cell=None):
         }
         for name, eps in todo:
             attack, metrics = tools[name]
-            values = test.evaluate(model, attack, metrics, epsilon=eps)
+            values, hits = test.evaluate(
+                model, attack, metrics, epsilon=eps, return_hits=True
+            )
             cell = {
                 "train_epsilon": train_eps,
                 "attack": name,
                 "attack_epsilon": eps,
                 **values,
+                "robust_examples": _pack(hits),
             }
             results["cells"].append(cell)
             _write_json(os.path.join(out_dir, RESULTS), results)
             if on_cell is not None:
                 on_cell(cell)
+        attacks = {name: attack for name, (attack, _) in tools.items()}
+        _add_worst_case_and_checks(settings, model, test, attacks, results, train_eps)
+        _write_json(os.path.join(out_dir, RESULTS), results)
     return results
+
+
+def _pack(flags):
+    """Per-example booleans as a hex string (one bit each), for results.json."""
+    return np.packbits(np.asarray(flags, bool)).tobytes().hex()
+
+
+def _unpack(text, count):
+    return np.unpackbits(np.frombuffer(bytes.fromhex(text), np.uint8))[:count] > 0
+
+
+def _add_worst_case_and_checks(settings, model, test, attacks, results, train_eps):
+    """Worst case over the sweep's attacks per budget, and the sanity checks.
+
+    Worst-case cells (attack `WORST_CASE`) join the table; the checks of
+    `keras_adv.sanity_checks` are stored per trained model.
+    """
+    correct = {
+        (c["attack"], c["attack_epsilon"]): _unpack(c["robust_examples"], len(test))
+        for c in results["cells"]
+        if c["train_epsilon"] == train_eps and c["attack"] != WORST_CASE
+    }
+    epsilons = sorted(settings.attack_epsilons)
+    table = {name: [correct[(name, e)] for e in epsilons] for name in attacks}
+    outcomes = Outcomes(model, test.x, test.y, test.batch_size)
+    worst = [
+        np.logical_and.reduce([outcomes.clean] + [table[n][i] for n in attacks])
+        for i in range(len(epsilons))
+    ]
+    results["cells"] = [
+        c
+        for c in results["cells"]
+        if not (c["train_epsilon"] == train_eps and c["attack"] == WORST_CASE)
+    ]
+    for eps, flags in zip(epsilons, worst, strict=True):
+        results["cells"].append(
+            {
+                "train_epsilon": train_eps,
+                "attack": WORST_CASE,
+                "attack_epsilon": eps,
+                "robust_accuracy": float(flags.mean()),
+                "clean_accuracy": float(outcomes.clean.mean()),
+                "robust_examples": _pack(flags),
+            }
+        )
+    checks = sanity_checks.run_checks(
+        outcomes, attacks, epsilons, table, worst, CHECK_TOLERANCE, settings.seed
+    )
+    results["checks"] = [
+        c for c in results["checks"] if c["train_epsilon"] != train_eps
+    ]
+    results["checks"].append(
+        {
+            "train_epsilon": train_eps,
+            "checks": [dataclasses.asdict(check) for check in checks],
+        }
+    )
 
 
 def _trained_model(settings, eps, data, out_dir, results, verbose):

@@ -194,6 +194,10 @@ def test_train_then_evaluate(tmp_path):
     assert lines[0] == "attack | eps 0 | eps 0.2"
     clean, attacked = (float(v) for v in lines[1].split("|")[1:])
     assert attacked < clean
+    assert lines[2].startswith("worst case |")
+    assert float(lines[2].split("|")[2]) <= attacked
+    checks = [line for line in lines if line.startswith("check ")]
+    assert len(checks) == 8 and checks[0].startswith("check outputs_are_logits: ok")
     broken = tmp_path / "broken.keras"
     broken.write_text("not a zip")
     code, _, err = run_cli("evaluate", str(broken))

@@ -63,3 +63,39 @@ def test_missing_cells_show_as_dashes():
     results = synthetic_results()
     results["cells"] = results["cells"][:2]
     assert "| train eps 0.1 | - | - | - |" in markdown(results)
+
+
+def test_report_shows_the_worst_case_and_the_checks(tmp_path):
+    results = synthetic_results()
+    results["cells"] += [
+        {
+            "train_epsilon": t,
+            "attack": "worst case",
+            "attack_epsilon": e,
+            "robust_accuracy": 0.5,
+            "clean_accuracy": 0.9,
+        }
+        for t in (0.0, 0.1)
+        for e in (0.0, 0.05, 0.1)
+    ]
+    passed = {"name": "deterministic", "passed": True, "message": "ok", "evidence": {}}
+    failed = {
+        "name": "zero_gradients",
+        "passed": False,
+        "message": "12.0% of examples have an exactly zero input gradient",
+        "evidence": {},
+    }
+    results["checks"] = [
+        {"train_epsilon": 0.0, "checks": [passed, passed]},
+        {"train_epsilon": 0.1, "checks": [passed, failed]},
+    ]
+    write_report(results, tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "## Worst case over all attacks" in text
+    assert "| train eps 0.1 | 0.500 | 0.500 | 0.500 |" in text
+    assert "| 0 | all 2 passed |" in text
+    assert "**zero_gradients**: 12.0% of examples" in text
+    # The strength table still describes the last real attack, not the worst case.
+    assert "## Attack strength vs defense effect (`pgd20`)" in text
+    rows = list(csv.DictReader((tmp_path / "results.csv").open()))
+    assert sum(row["attack"] == "worst case" for row in rows) == 6

@@ -24,7 +24,8 @@ class Stop(Exception):
 
 def test_a_sweep_fills_its_grid_and_records_its_settings(tmp_path):
     results = run_sweep(SweepSettings(**TINY), tmp_path)
-    assert len(results["cells"]) == 2 * 2 * 2
+    attack_cells = [c for c in results["cells"] if c["attack"] != "worst case"]
+    assert len(attack_cells) == 2 * 2 * 2
     saved = json.loads((tmp_path / RESULTS).read_text())
     assert saved["cells"] == results["cells"]
     assert saved["settings"]["attacks"] == ["fgsm", "pgd3"]
@@ -34,13 +35,29 @@ def test_a_sweep_fills_its_grid_and_records_its_settings(tmp_path):
     assert saved["attack_configs"]["pgd3"]["steps"] == 3
     assert saved["attack_configs"]["pgd7"]["random_start"] is True  # training
     assert set(saved["training"]) == {"0", "0.1"}
-    for cell in results["cells"]:
+    for cell in attack_cells:
         if cell["attack_epsilon"] == 0:
             assert cell["robust_accuracy"] == cell["clean_accuracy"]
             assert cell["perturbation_linf"] == 0.0
         else:
             assert cell["perturbation_linf"] == pytest.approx(0.1, abs=1e-5)
             assert cell["robust_accuracy"] <= cell["clean_accuracy"]
+
+
+def test_a_sweep_adds_the_worst_case_and_the_checks_per_model(tmp_path):
+    results = run_sweep(SweepSettings(**TINY), tmp_path)
+    cells = {(c["train_epsilon"], c["attack"], c["attack_epsilon"]): c
+             for c in results["cells"]}  # fmt: skip
+    for train_eps in (0.0, 0.1):
+        for eps in (0.0, 0.1):
+            worst = cells[(train_eps, "worst case", eps)]["robust_accuracy"]
+            each = [
+                cells[(train_eps, a, eps)]["robust_accuracy"] for a in TINY["attacks"]
+            ]
+            assert worst <= min(each)
+    assert [entry["train_epsilon"] for entry in results["checks"]] == [0.0, 0.1]
+    names = [check["name"] for check in results["checks"][0]["checks"]]
+    assert "black_box_not_stronger" in names and len(names) == 8
 
 
 def test_an_interrupted_sweep_resumes_without_redoing_cells(tmp_path):
@@ -59,7 +76,7 @@ def test_an_interrupted_sweep_resumes_without_redoing_cells(tmp_path):
 
     again = []
     results = run_sweep(SweepSettings(**TINY), tmp_path, on_cell=again.append)
-    assert len(again) == 8 - 3 and len(results["cells"]) == 8
+    assert len(again) == 8 - 3 and len(results["cells"]) == 8 + 4  # + worst cases
     assert results["cells"][:3] == seen
     assert results["training"]["0"] == trained["0"]  # the model was not retrained
     assert not list(tmp_path.glob("**/*.partial*"))
@@ -71,7 +88,7 @@ def test_other_settings_are_refused_unless_overwriting(tmp_path):
     with pytest.raises(ValueError, match="other settings.*--overwrite"):
         run_sweep(other, tmp_path)
     results = run_sweep(other, tmp_path, overwrite=True)
-    assert results["settings"]["epochs"] == 2 and len(results["cells"]) == 8
+    assert results["settings"]["epochs"] == 2 and len(results["cells"]) == 8 + 4
 
 
 @pytest.mark.parametrize(
@@ -90,4 +107,13 @@ def test_bad_settings(kwargs, match):
 
 def test_attack_names():
     assert make_attack("pgd20", 0.1, 0).steps == 20
+    assert make_attack("mim5", 0.1, 0).steps == 5
+    assert make_attack("apgd-ce", 0.1, 0).steps == 100
+    assert make_attack("apgd-dlr50", 0.1, 0).loss == "dlr"
+    assert make_attack("apgd-t", 0.1, 0).target_classes == 9
+    assert make_attack("square", 0.1, 0).queries == 5000
+    assert make_attack("square300", 0.1, 0).queries == 300
+    for bad in ("pgd", "mim", "pgd0", "square0", "cw"):
+        with pytest.raises(ValueError, match="Attack names"):
+            make_attack(bad, 0.1, 0)
     assert type(make_attack("fgsm", 0.1, 0)).__name__ == "FGSM"
