@@ -199,18 +199,21 @@ class AdversarialModel(keras.Model):
         return super().compute_metrics(x, y, y_pred, sample_weight)
 
     def train_step(self, *args):
-        if not backend.ATTACK_BEFORE_TRAIN_STEP:
-            return super().train_step(*args)
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(args[0])
+        data = args[-1]  # JAX: (state, data); elsewhere: (data,)
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         alpha = shared_pass_module.shared_pass_alpha(self, x)
         if alpha is not None:
-            return shared_pass_module.train_step(self, args[0], alpha)
-        # Attack before Keras opens its gradient tape: the tape then records
-        # only the clean and adversarial passes, not every attack step.
-        y_pred = None
-        if self.objective.attack_loss is not None:
-            y_pred = self(x, training=self.attack_training)
-        self._x_adv = self.adversarial_examples(x, y, y_pred)
+            return shared_pass_module.train_step(self, data, alpha)
+
+        def attack():
+            y_pred = None
+            if self.objective.attack_loss is not None:
+                y_pred = self(x, training=self.attack_training)
+            return self.adversarial_examples(x, y, y_pred)
+
+        # Attack before Keras differentiates: its tape (or jax.value_and_grad)
+        # then records only the clean and adversarial passes, not the attack.
+        self._x_adv, args = backend.attack_before_step(self, args, attack)
         try:
             return super().train_step(*args)
         finally:
@@ -263,7 +266,11 @@ class AdversarialModel(keras.Model):
             return self(inputs, training=self.attack_training)
 
         return self.inputs_to_perturb.apply(
-            lambda fwd, flat: attack(fwd, flat, targets, epsilon=epsilon), forward, x
+            lambda fwd, flat: attack(
+                fwd, flat, targets, epsilon=epsilon, check_values=False
+            ),
+            forward,
+            x,
         )
 
     def _training_attack(self):

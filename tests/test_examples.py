@@ -7,16 +7,23 @@ import sys
 
 import pytest
 
+from keras_adv import evaluation
 from keras_adv import metrics
+from keras_adv.attacks import apgd
+from keras_adv.attacks import apgd_t
 from keras_adv.attacks import fgsm
+from keras_adv.attacks import mim
 from keras_adv.attacks import pgd
+from keras_adv.attacks import square
 from keras_adv.callbacks import adversarial_monitor
 
 ROOT = pathlib.Path(__file__).parents[1]
 
 
 @pytest.mark.parametrize(
-    "module", [fgsm, pgd, metrics, adversarial_monitor], ids=lambda m: m.__name__
+    "module",
+    [fgsm, pgd, mim, apgd, apgd_t, square, evaluation, metrics, adversarial_monitor],
+    ids=lambda m: m.__name__,
 )
 def test_docstring_examples_run(module):
     failures, tried = doctest.testmod(module, raise_on_error=False, verbose=False)
@@ -68,3 +75,28 @@ def test_monitor_example_writes_its_figure(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "adv_robust_accuracy" in log.read_text().splitlines()[0]
+
+
+@pytest.mark.slow
+def test_honest_evaluation_example_prints_both_tables():
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "honest_evaluation.py"),
+            "--quick",
+            "--epochs",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    assert out.count("attack | eps 0.1 | eps 0.2") == 2
+    worst = [line for line in out.splitlines() if line.startswith("worst case |")]
+    pgd = [line for line in out.splitlines() if line.startswith("PGD-20 |")]
+    for worst_line, pgd_line in zip(worst, pgd, strict=True):
+        worst_values = [float(v) for v in worst_line.split("|")[1:]]
+        pgd_values = [float(v) for v in pgd_line.split("|")[1:]]
+        assert all(w <= p for w, p in zip(worst_values, pgd_values, strict=True))

@@ -75,7 +75,7 @@ class Attack:
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def __call__(self, forward, x, y, epsilon=None):
+    def __call__(self, forward, x, y, epsilon=None, check_values=True):
         """Returns `x_adv` for inputs `x` with labels (or targets) `y`.
 
         Runs eagerly or inside a traced function (`tf.function`, `jax.jit`,
@@ -88,11 +88,17 @@ class Attack:
             y: labels, or target classes when `targeted`.
             epsilon: a budget for this call only (a float or a scalar
                 tensor, e.g. from a schedule). Defaults to `self.epsilon`.
+            check_values: check the values of concrete inputs (finite,
+                inside `clip`, labels in range), which costs a forward pass
+                and a copy to NumPy. `AdversarialModel` passes `False`: its
+                steps are traced on TensorFlow and JAX, where values are
+                never checked, and torch should not pay it per batch.
+                Defaults to `True`.
         """
         x = ops.convert_to_tensor(x)
         y = ops.convert_to_tensor(y)
         validation.check_static_inputs(x, y)
-        if backend.is_concrete(x):
+        if check_values and backend.is_concrete(x):
             num_classes = forward(x).shape[-1]
             validation.check_concrete_inputs(x, y, num_classes, self.clip)
         epsilon = self.epsilon if epsilon is None else epsilon

@@ -28,7 +28,8 @@ class PGD(Attack):
         epsilon: the perturbation budget, on the scale of the inputs.
         norm: `"linf"` or `"l2"`. Defaults to `"linf"`.
         steps: number of gradient steps (run in a `keras.ops.fori_loop`, so
-            compile time does not grow with it). Defaults to 10.
+            compile time does not grow with it; on JAX up to 10 steps are
+            unrolled, which XLA runs faster). Defaults to 10.
         step_size: the size of each step in `norm`. Defaults to `None`:
             `2.5 * epsilon / steps` (Madry et al.).
         random_start: start from a uniform draw in the ball instead of `x`.
@@ -124,8 +125,10 @@ class PGD(Attack):
             _, grad = backend.value_and_input_grad(total, x_adv)
             return self.ascent_step(x, x_adv, grad, epsilon)
 
-        if self.steps == 1:
-            return step(0, start)
+        if self.steps <= max(1, backend.MAX_UNROLLED_STEPS):
+            for i in range(self.steps):
+                start = step(i, start)
+            return start
         return ops.fori_loop(0, self.steps, step, start)
 
     def get_config(self):

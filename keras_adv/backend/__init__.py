@@ -14,13 +14,16 @@ Public functions:
   (`tf.function`, `jax.jit`, eager on torch). `state` lists the Keras
   variables `fn` reads or updates (model weights, seed generator state), which
   the JAX version threads through the compiled function explicitly.
-- `ATTACK_BEFORE_TRAIN_STEP`: whether `AdversarialModel` may attack in
-  `train_step` before Keras differentiates (TensorFlow, torch), keeping the
-  attack's own passes off the gradient tape.
+- `attack_before_step(model, train_step_args, attack)`: runs `attack()` in
+  `AdversarialModel.train_step` before Keras's own step differentiates,
+  keeping the attack's passes off the gradient tape (JAX: on the weights in
+  the stateless step's `state`); returns `(x_adv, train_step_args)`.
 - `shared_pass_step(...)`: the two-pass mixed-objective training step
   (TensorFlow), or `None` where the backend has none.
 - `unscale_for_distribution(loss)`: a loss as one replica reports it, times
   the number of replicas (TensorFlow's `tf.distribute`), for logging.
+- `MAX_UNROLLED_STEPS`: attacks with at most this many steps unroll them
+  (JAX: XLA's CPU `while` loop is slower than unrolled short loops).
 - `TRAINING_MODE_ATTACKS`: whether attacks may run the model in training
   mode (not under JAX, where BatchNorm updates inside `jax.grad` would leak).
 - `is_concrete(x)`: whether `x` holds values (eager), as opposed to a
@@ -33,24 +36,27 @@ import keras
 _BACKEND = keras.backend.backend()
 
 if _BACKEND == "tensorflow":
-    from keras_adv.backend.tensorflow import ATTACK_BEFORE_TRAIN_STEP
+    from keras_adv.backend.tensorflow import MAX_UNROLLED_STEPS
     from keras_adv.backend.tensorflow import TRAINING_MODE_ATTACKS
+    from keras_adv.backend.tensorflow import attack_before_step
     from keras_adv.backend.tensorflow import compile_fn
     from keras_adv.backend.tensorflow import is_concrete
     from keras_adv.backend.tensorflow import shared_pass_step
     from keras_adv.backend.tensorflow import unscale_for_distribution
     from keras_adv.backend.tensorflow import value_and_input_grad
 elif _BACKEND == "jax":
-    from keras_adv.backend.jax import ATTACK_BEFORE_TRAIN_STEP
+    from keras_adv.backend.jax import MAX_UNROLLED_STEPS
     from keras_adv.backend.jax import TRAINING_MODE_ATTACKS
+    from keras_adv.backend.jax import attack_before_step
     from keras_adv.backend.jax import compile_fn
     from keras_adv.backend.jax import is_concrete
     from keras_adv.backend.jax import shared_pass_step
     from keras_adv.backend.jax import unscale_for_distribution
     from keras_adv.backend.jax import value_and_input_grad
 elif _BACKEND == "torch":
-    from keras_adv.backend.torch import ATTACK_BEFORE_TRAIN_STEP
+    from keras_adv.backend.torch import MAX_UNROLLED_STEPS
     from keras_adv.backend.torch import TRAINING_MODE_ATTACKS
+    from keras_adv.backend.torch import attack_before_step
     from keras_adv.backend.torch import compile_fn
     from keras_adv.backend.torch import is_concrete
     from keras_adv.backend.torch import shared_pass_step
@@ -63,8 +69,9 @@ else:
     )
 
 __all__ = [
-    "ATTACK_BEFORE_TRAIN_STEP",
+    "MAX_UNROLLED_STEPS",
     "TRAINING_MODE_ATTACKS",
+    "attack_before_step",
     "compile_fn",
     "is_concrete",
     "shared_pass_step",

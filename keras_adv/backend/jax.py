@@ -3,9 +3,31 @@
 import jax
 import keras
 
-# Whether AdversarialModel attacks in `train_step` before Keras's gradient
-# computation starts (so it is not recorded), or inside `compute_loss`.
-ATTACK_BEFORE_TRAIN_STEP = False  # train_step is stateless under JAX
+# Attacks with at most this many steps unroll them: XLA's CPU `while` loop
+# made PGD-7 training 1.17x slower than the same steps unrolled
+# (benchmarks/jax_fit_speed.py); longer attacks keep a loop, so compile time
+# stays bounded.
+MAX_UNROLLED_STEPS = 10
+
+
+def attack_before_step(model, args, attack):
+    """Runs `attack()` on the weights in the stateless step's `state`.
+
+    Keras's JAX `train_step(state, data)` takes the variables' values as
+    `state`. The attack runs in a `keras.StatelessScope` over them, outside
+    the function Keras differentiates (so no attack step is traced under
+    `jax.value_and_grad`); the random state it advances goes back into the
+    `state` Keras's step receives. Returns `(x_adv, args)`.
+    """
+    state, data = args
+    trainable, non_trainable, *rest = state
+    mapping = list(zip(model.trainable_variables, trainable, strict=True))
+    mapping += list(zip(model.non_trainable_variables, non_trainable, strict=True))
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        x_adv = attack()
+    non_trainable = [scope.get_current_value(v) for v in model.non_trainable_variables]
+    return x_adv, ((trainable, non_trainable, *rest), data)
+
 
 # Whether attacks may run the model in training mode (`attack_training=True`).
 TRAINING_MODE_ATTACKS = False  # BatchNorm updates inside jax.grad would leak tracers

@@ -2,9 +2,15 @@
 
 import tensorflow as tf
 
-# Whether AdversarialModel attacks in `train_step` before Keras's gradient
-# computation starts (so it is not recorded), or inside `compute_loss`.
-ATTACK_BEFORE_TRAIN_STEP = True
+# Attacks keep their steps in a loop: unrolling measured no faster here.
+MAX_UNROLLED_STEPS = 0
+
+
+def attack_before_step(model, args, attack):
+    """`(attack(), args)`: the variables are read and updated in place."""
+    del model
+    return attack(), args
+
 
 # Whether attacks may run the model in training mode (`attack_training=True`).
 TRAINING_MODE_ATTACKS = True
