@@ -23,6 +23,10 @@ keras_adv is imported from this checkout. Examples:
     # GPU (point 6): ResNet-style, CIFAR-shaped, float32 and mixed_bfloat16
     python benchmarks/jax_fit_speed.py --model resnet --batch 512 \\
         --variants clean fgsm-rs pgd7 --dtypes float32 mixed_bfloat16
+    # the same on a CPU, narrow and short: a smoke run of the script
+    python benchmarks/jax_fit_speed.py --model resnet --small --examples 512 \\
+        --batch 128 --epochs 1 --variants clean fgsm-rs pgd7 \\
+        --dtypes float32 mixed_bfloat16
 """
 
 import argparse
@@ -198,6 +202,9 @@ def main():
     parser.add_argument(
         "--dtypes", nargs="+", default=["float32"], help="Keras dtype policies"
     )
+    parser.add_argument(
+        "--small", action="store_true", help="a narrow ResNet: a CPU smoke run"
+    )
     args = parser.parse_args()
     shape = (8, 8, 1) if args.model == "cnn" else (32, 32, 3)
     rng = np.random.default_rng(0)
@@ -214,7 +221,11 @@ def main():
 
         def build():
             keras.utils.set_random_seed(0)
-            return (cnn if args.model == "cnn" else resnet)(shape, 10)
+            if args.model == "cnn":
+                return cnn(shape, 10)
+            return resnet(
+                shape, 10, widths=(8, 16, 32) if args.small else (64, 128, 256)
+            )
 
         for variant in args.variants:
             setup = (build, variant, args.eps, x, y, args.batch)
