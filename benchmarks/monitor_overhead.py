@@ -2,7 +2,7 @@
 
 Run: `python benchmarks/monitor_overhead.py`. The reference CNN on the
 digits training split (1,347 images, batch 64), with and without the
-monitor (probe: the test images, capped at the default 128; FGSM at the
+monitor (probe: the test images, capped at the default 64; FGSM at the
 default budget). Each run is one `fit` of `--epochs` epochs; a timer callback
 placed after the monitor measures each epoch as Keras runs it. Runs with and
 without alternate `--repeats` times; reported: the median epoch of each run,
