@@ -30,21 +30,21 @@ def test_docstring_examples_run(module):
     assert tried > 0 and failures == 0
 
 
-@pytest.mark.slow
-def test_quickstart_example_prints_the_table():
+def run_example(name, *args):
+    """Runs `examples/<name>` with `args`; returns its stdout, failing on errors."""
     result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "digits_quickstart.py"),
-            "--epochs",
-            "2",
-        ],
+        [sys.executable, str(ROOT / "examples" / name), *args],
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    lines = result.stdout.splitlines()
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_quickstart_example_prints_the_table():
+    lines = run_example("digits_quickstart.py", "--epochs", "2").splitlines()
     header = next(line for line in lines if line.startswith("training"))
     assert "clean acc" in header and "PGD-20 eps=0.2" in header
     rows = [line for line in lines if line.startswith(("clean ", "FGSM ", "PGD-7"))]
@@ -57,42 +57,17 @@ def test_quickstart_example_prints_the_table():
 @pytest.mark.slow
 def test_monitor_example_writes_its_figure(tmp_path):
     figure, log = tmp_path / "monitor.png", tmp_path / "log.csv"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "monitor_existing_pipeline.py"),
-            "--epochs",
-            "2",
-            "--out",
-            str(figure),
-            "--csv",
-            str(log),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    run_example(
+        "monitor_existing_pipeline.py", "--epochs", "2", "--out", str(figure),
+        "--csv", str(log),
+    )  # fmt: skip
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "adv_robust_accuracy" in log.read_text().splitlines()[0]
 
 
 @pytest.mark.slow
 def test_honest_evaluation_example_prints_both_tables():
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "honest_evaluation.py"),
-            "--quick",
-            "--epochs",
-            "2",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    out = result.stdout
+    out = run_example("honest_evaluation.py", "--quick", "--epochs", "2")
     assert out.count("attack | eps 0.1 | eps 0.2") == 2
     worst = [line for line in out.splitlines() if line.startswith("worst case |")]
     pgd = [line for line in out.splitlines() if line.startswith("PGD-20 |")]
