@@ -5,7 +5,7 @@ evaluates both with PGD-20 and AutoAttack's standard set (APGD-CE, APGD-T,
 Square) at eps 0.1 and 0.2, with the sanity checks. Prints one table per
 model and the checks that fired. Run:
 
-    python examples/honest_evaluation.py            # about 10 minutes on 2 cores
+    python examples/honest_evaluation.py            # about 11 minutes on 2 cores
     python examples/honest_evaluation.py --quick    # small budgets, a minute
 """
 
