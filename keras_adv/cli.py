@@ -34,8 +34,9 @@ SWEEP_KEYS = {
     "batch_size": "batch_size",
     "max_test_examples": "max_test_examples",
     "seed": "seed",
+    "checks": "checks",
 }
-OTHER_KEYS = {"name", "out", "overwrite", "quiet", "quick"}
+OTHER_KEYS = {"name", "out", "overwrite", "quiet", "quick", "no_checks"}
 
 
 class UsageError(Exception):
@@ -88,6 +89,11 @@ def build_parser():
     )
     sweep.add_argument("--train-attack", help="the training attack (default pgd7)")
     sweep.add_argument("--quick", action="store_true", help="a sub-minute smoke run")
+    sweep.add_argument(
+        "--no-checks",
+        action="store_true",
+        help="skip the sanity checks per trained model (config: checks = false)",
+    )
     sweep.add_argument(
         "--overwrite",
         action="store_true",
@@ -158,6 +164,8 @@ def _sweep_settings(options):
     from keras_adv.sweep import SweepSettings
 
     fields = {SWEEP_KEYS[k]: v for k, v in options.items() if k in SWEEP_KEYS}
+    if options.get("no_checks"):
+        fields["checks"] = False
     for key in ("train_epsilons", "attack_epsilons", "attacks"):
         if key in fields:
             fields[key] = tuple(fields[key])
@@ -210,6 +218,8 @@ def _train(args, say):
     if not args.output.endswith(".keras"):
         raise UsageError(f"--output must end in .keras; got {args.output}")
     fields = {SWEEP_KEYS[k]: v for k, v in options.items() if k in SWEEP_KEYS}
+    if options.get("no_checks"):
+        fields["checks"] = False
     settings = SweepSettings(**fields, train_attack=options.get("attack", "pgd7"))
     epsilon = options.get("epsilon", 0.1)
     data = load(settings.dataset, seed=settings.seed)

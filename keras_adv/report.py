@@ -146,7 +146,9 @@ def _checks_section(results):
     for entry in entries:
         failed = [c for c in entry["checks"] if not c["passed"]]
         summary = (
-            f"all {len(entry['checks'])} passed"
+            "not run (checks = false)"
+            if not entry["checks"]
+            else f"all {len(entry['checks'])} passed"
             if not failed
             else "; ".join(f"**{c['name']}**: {c['message']}" for c in failed)
         )

@@ -1,5 +1,6 @@
 import contextlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -75,6 +76,7 @@ TINY = [
     "1",
     "--max-test-examples",
     "64",
+    "--no-checks",
 ]
 
 
@@ -101,6 +103,9 @@ def test_sweep_writes_the_run_folder_and_resumes(tmp_path):
     ]:
         assert (folder / name).exists(), name
     assert sum(line.startswith("train eps") for line in out.splitlines()) == 4
+    saved = json.loads((folder / "results.json").read_text())
+    assert saved["settings"]["checks"] is False  # --no-checks
+    assert "not run (checks = false)" in (folder / "report.md").read_text()
     # A rerun with the same settings has nothing left to do.
     code, out, _ = run_cli("sweep", "--out", str(tmp_path), "--name", "t", *TINY)
     assert code == 0 and "train eps" not in out
