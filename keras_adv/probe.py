@@ -74,6 +74,7 @@ class ProbeSet:
                 "finite. Remove or impute them."
             )
         self._compiled = weakref.WeakKeyDictionary()
+        self._tensors = None
 
     def __len__(self):
         return len(self.x)
@@ -97,12 +98,21 @@ class ProbeSet:
         budget = ops.convert_to_tensor(
             attack.epsilon if epsilon is None else epsilon, "float32"
         )
-        results, correct = run(self.x, self.y, budget)
+        results, correct = run(*self._as_tensors(), budget)
         results = ops.convert_to_numpy(results)
         values = {m.name: float(v) for (m, _), v in zip(metrics, results, strict=True)}
         if return_hits:
             return values, ops.convert_to_numpy(correct) > 0.5
         return values
+
+    def _as_tensors(self):
+        """The examples as backend tensors, converted once, not per epoch."""
+        if self._tensors is None:
+            self._tensors = (
+                ops.convert_to_tensor(self.x),
+                ops.convert_to_tensor(self.y),
+            )
+        return self._tensors
 
     def _function(self, model, attack, metrics):
         per_model = self._compiled.setdefault(model, {})
@@ -129,8 +139,9 @@ def _compile(model, attack, metrics, batch_size):
         return model_ref()(inputs, training=False)
 
     def update(x, y, epsilon):
-        x_adv = attack.perturb(forward, x, y, epsilon)
-        values = {"x": x, "x_adv": x_adv, "y": y, "y_pred": forward(x)}
+        x_adv, y_pred = attack.perturb_and_predict(forward, x, y, epsilon)
+        x_adv = ops.stop_gradient(x_adv)
+        values = {"x": x, "x_adv": x_adv, "y": y, "y_pred": ops.stop_gradient(y_pred)}
         values["y_pred_adv"] = forward(x_adv)
         for metric, arguments in metrics:
             metric.update_state(*(values[name] for name in arguments))

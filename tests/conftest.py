@@ -59,15 +59,25 @@ def per_example_loss(model, x, y):
 
 
 def count_traces(attack):
-    """Wraps `attack.perturb` to count its Python calls (traces, when compiled)."""
-    traces = []
-    perturb = attack.perturb
+    """Wraps the attack's entry points to count their Python calls (traces,
+    when compiled): `perturb` and `perturb_and_predict`, a call of one
+    inside the other counted once."""
+    traces, depth = [], []
 
-    def counting(*args):
-        traces.append(1)
-        return perturb(*args)
+    def counting(method):
+        def call(*args):
+            if not depth:
+                traces.append(1)
+            depth.append(1)
+            try:
+                return method(*args)
+            finally:
+                depth.pop()
 
-    attack.perturb = counting
+        return call
+
+    attack.perturb = counting(attack.perturb)
+    attack.perturb_and_predict = counting(attack.perturb_and_predict)
     return traces
 
 

@@ -161,3 +161,61 @@ def test_one_hot_labels_give_the_same_result_as_class_ids(
 def test_default_step_size_follows_madry():
     assert PGD(0.3, steps=10).effective_step_size() == pytest.approx(0.075)
     assert PGD(0.3, steps=10, step_size=0.01).effective_step_size() == 0.01
+
+
+PREDICTING = {
+    "fgsm": lambda: FGSM(0.1),
+    "bim": lambda: PGD(0.1, steps=3, random_start=False),
+    "fgsm-rs": lambda: FGSM(0.1, random_start=True, seed=2),
+    "pgd-restarts": lambda: PGD(0.1, steps=2, restarts=2, seed=2),
+}
+
+
+@pytest.mark.parametrize("make", PREDICTING.values(), ids=PREDICTING.keys())
+def test_perturb_and_predict_equals_perturb_then_forward(
+    make, trained_logits_model, test_batch
+):
+    x, y = (ops.convert_to_tensor(part) for part in test_batch)
+    forward = forward_of(trained_logits_model)
+    x_adv, y_pred = make().perturb_and_predict(forward, x, y, 0.1)
+    expected = make().perturb(forward, x, y, 0.1)
+
+    def numpy(tensor):
+        return ops.convert_to_numpy(ops.stop_gradient(tensor))
+
+    np.testing.assert_allclose(numpy(x_adv), numpy(expected), atol=1e-6)
+    np.testing.assert_allclose(numpy(y_pred), numpy(forward(x)), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("make", PREDICTING.values(), ids=PREDICTING.keys())
+def test_perturb_and_predict_reuses_a_first_pass_at_x(
+    make, trained_logits_model, test_batch
+):
+    x, y = (ops.convert_to_tensor(part) for part in test_batch)
+    model, calls = trained_logits_model, []
+
+    def forward(inputs):
+        calls.append("predict")
+        return model(inputs, training=False)
+
+    attack = make()
+    attack.perturb(forward, x, y, 0.1)
+    alone = len(calls)
+    calls.clear()
+    attack.perturb_and_predict(forward, x, y, 0.1)
+    reuses = not attack.random_start  # the first pass is at x itself
+    assert len(calls) == alone + (0 if reuses else 1)
+
+
+def test_perturb_and_predict_runs_a_subclass_own_perturb(
+    trained_logits_model, test_batch
+):
+    class Still(PGD):
+        def perturb(self, forward, x, y, epsilon):
+            return x
+
+    x, y = (ops.convert_to_tensor(part) for part in test_batch)
+    x_adv, _ = Still(0.1, random_start=False).perturb_and_predict(
+        forward_of(trained_logits_model), x, y, 0.1
+    )
+    np.testing.assert_array_equal(ops.convert_to_numpy(x_adv), test_batch[0])

@@ -108,6 +108,16 @@ class Attack:
         """The algorithm: `x_adv` within `epsilon` of `x`. Subclasses implement it."""
         raise NotImplementedError(f"{type(self).__name__} must implement `perturb`.")
 
+    def perturb_and_predict(self, forward, x, y, epsilon):
+        """`(perturb(forward, x, y, epsilon), forward(x))` in one go.
+
+        For callers that need the clean outputs as well (the probe sets of
+        the callbacks). Attacks whose first pass runs the model on `x` itself
+        (PGD and FGSM without a random start) return that pass's outputs
+        instead of running the model on `x` again.
+        """
+        return self.perturb(forward, x, y, epsilon), forward(x)
+
     def generate(self, model, x, y=None, batch_size=128, epsilon=None):
         """Attacks `model` on a whole dataset, in batches; returns a NumPy array.
 

@@ -85,6 +85,24 @@ class PGD(Attack):
         epsilon = self.epsilon if epsilon is None else epsilon
         return 2.5 * epsilon / self.steps
 
+    def perturb_and_predict(self, forward, x, y, epsilon):
+        # A subclass with its own `perturb` is another algorithm: run it.
+        if self.random_start or type(self).perturb is not PGD.perturb:
+            return super().perturb_and_predict(forward, x, y, epsilon)
+        # The first step's pass is at `x`: its outputs are the clean ones.
+        of_outputs = self.output_objective(y)
+
+        def total(inputs):
+            outputs = forward(inputs)
+            return ops.sum(of_outputs(outputs)), outputs
+
+        (_, outputs), grad = backend.value_and_input_grad(total, x, has_aux=True)
+        x_adv = self.ascent_step(x, x, grad, epsilon)
+        if self.steps > 1:
+            objective = self.objective(forward, y)
+            x_adv = self._ascend(objective, x, x_adv, epsilon, self.steps - 1)
+        return x_adv, outputs
+
     def perturb(self, forward, x, y, epsilon):
         objective = self.objective(forward, y)
         if self.restarts == 1:
@@ -117,7 +135,9 @@ class PGD(Attack):
         step_size = self.effective_step_size(epsilon)
         return self.project(x, x_adv + step_size * direction, epsilon)
 
-    def _ascend(self, objective, x, start, epsilon):
+    def _ascend(self, objective, x, start, epsilon, steps=None):
+        steps = self.steps if steps is None else steps
+
         def total(x_adv):
             return ops.sum(objective(x_adv))
 
@@ -125,11 +145,11 @@ class PGD(Attack):
             _, grad = backend.value_and_input_grad(total, x_adv)
             return self.ascent_step(x, x_adv, grad, epsilon)
 
-        if self.steps <= max(1, backend.MAX_UNROLLED_STEPS):
-            for i in range(self.steps):
+        if steps <= max(1, backend.MAX_UNROLLED_STEPS):
+            for i in range(steps):
                 start = step(i, start)
             return start
-        return ops.fori_loop(0, self.steps, step, start)
+        return ops.fori_loop(0, steps, step, start)
 
     def get_config(self):
         return {
