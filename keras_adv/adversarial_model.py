@@ -67,7 +67,8 @@ class AdversarialModel(keras.Model):
         shared_pass: for FGSM with the mixed or madry objective, take the
             attack's input gradient from the clean backward pass (two passes
             per step instead of three) wherever that is exact; see
-            `keras_adv.shared_pass`. TensorFlow only. Defaults to `True`.
+            `keras_adv.shared_pass`. TensorFlow and PyTorch (JAX runs
+            three passes). Defaults to `True`.
     """
 
     def __init__(

@@ -19,7 +19,7 @@ Public functions:
   keeping the attack's passes off the gradient tape (JAX: on the weights in
   the stateless step's `state`); returns `(x_adv, train_step_args)`.
 - `shared_pass_step(...)`: the two-pass mixed-objective training step
-  (TensorFlow), or `None` where the backend has none.
+  (TensorFlow, PyTorch), or `None` where the backend has none (JAX).
 - `unscale_for_distribution(loss)`: a loss as one replica reports it, times
   the number of replicas (TensorFlow's `tf.distribute`), for logging.
 - `MAX_UNROLLED_STEPS`: attacks with at most this many steps unroll them

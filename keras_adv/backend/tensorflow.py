@@ -2,6 +2,8 @@
 
 import tensorflow as tf
 
+from keras_adv.backend.common import mix_gradients
+
 # Attacks keep their steps in a loop: unrolling measured no faster here.
 MAX_UNROLLED_STEPS = 0
 
@@ -91,12 +93,8 @@ def shared_pass_step(model, x, loss_fn, adversarial, alpha):
         scaled = model.optimizer.scale_loss(adv)
     grads = tape.gradient(scaled, weights)
     if alpha < 1:
-        grads = [_mix(c, a, alpha) for c, a in zip(clean_grads, grads, strict=True)]
+        grads = [
+            mix_gradients(c, a, alpha) for c, a in zip(clean_grads, grads, strict=True)
+        ]
     model.optimizer.apply_gradients(zip(grads, weights, strict=True))
     return y_pred, y_pred_adv, clean, adv
-
-
-def _mix(clean, adv, alpha):
-    if clean is None or adv is None:
-        return adv if clean is None else clean * (1.0 - alpha)
-    return (1.0 - alpha) * clean + alpha * adv

@@ -2,6 +2,8 @@
 
 import torch
 
+from keras_adv.backend.common import mix_gradients
+
 # Attacks keep their steps in a loop: unrolling measured no faster here.
 MAX_UNROLLED_STEPS = 0
 
@@ -49,5 +51,33 @@ def unscale_for_distribution(value):
     return value  # Keras scales losses for distribution on TensorFlow only
 
 
-# No two-pass mixed step: the step here is Keras's own (see tensorflow.py).
-shared_pass_step = None
+def shared_pass_step(model, x, loss_fn, adversarial, alpha):
+    """The two-pass mixed-objective step; see `tensorflow.py` for the contract.
+
+    As Keras's torch `train_step`, with `torch.autograd.grad` instead of
+    `backward()`, so the clean pass yields the input gradient (for the
+    attack) and the clean weight gradient together.
+    """
+    weights = model.trainable_weights
+    tensors = [v.value for v in weights]
+    x = torch.as_tensor(x).detach().requires_grad_(True)
+    y_pred = model(x, training=True)
+    clean = loss_fn(x, y_pred)
+    sources = (tensors if alpha < 1 else []) + [x]
+    *clean_grads, input_grad = torch.autograd.grad(
+        model.optimizer.scale_loss(clean), sources, allow_unused=True
+    )
+    with torch.no_grad():
+        x_adv = adversarial(x.detach(), input_grad)
+    y_pred_adv = model(x_adv, training=True)
+    adv = loss_fn(x_adv, y_pred_adv)
+    grads = torch.autograd.grad(
+        model.optimizer.scale_loss(adv), tensors, allow_unused=True
+    )
+    if alpha < 1:
+        grads = [
+            mix_gradients(c, a, alpha) for c, a in zip(clean_grads, grads, strict=True)
+        ]
+    with torch.no_grad():
+        model.optimizer.apply(list(grads), weights)
+    return y_pred.detach(), y_pred_adv.detach(), clean.detach(), adv.detach()
