@@ -67,8 +67,7 @@ class AdversarialModel(keras.Model):
         shared_pass: for FGSM with the mixed or madry objective, take the
             attack's input gradient from the clean backward pass (two passes
             per step instead of three) wherever that is exact; see
-            `keras_adv.shared_pass`. TensorFlow and PyTorch (JAX runs
-            three passes). Defaults to `True`.
+            `keras_adv.shared_pass`. Defaults to `True`.
     """
 
     def __init__(
@@ -204,7 +203,11 @@ class AdversarialModel(keras.Model):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         alpha = shared_pass_module.shared_pass_alpha(self, x)
         if alpha is not None:
-            return shared_pass_module.train_step(self, data, alpha)
+            return backend.stateful_train_step(
+                self,
+                args,
+                lambda data: shared_pass_module.train_step(self, data, alpha),
+            )
 
         def attack():
             y_pred = None

@@ -18,8 +18,12 @@ Public functions:
   `AdversarialModel.train_step` before Keras's own step differentiates,
   keeping the attack's passes off the gradient tape (JAX: on the weights in
   the stateless step's `state`); returns `(x_adv, train_step_args)`.
-- `shared_pass_step(...)`: the two-pass mixed-objective training step
-  (TensorFlow, PyTorch), or `None` where the backend has none (JAX).
+- `shared_pass_step(...)`: the two-pass mixed-objective training step, or
+  `None` where a backend has none.
+- `stateful_train_step(model, train_step_args, step)`: runs `step(data)`, a
+  train step that reads and assigns Keras variables and returns the logs,
+  under the backend's `train_step` contract (JAX: on the values in `state`,
+  returning `(logs, state)`).
 - `unscale_for_distribution(loss)`: a loss as one replica reports it, times
   the number of replicas (TensorFlow's `tf.distribute`), for logging.
 - `MAX_UNROLLED_STEPS`: attacks with at most this many steps unroll them
@@ -42,6 +46,7 @@ if _BACKEND == "tensorflow":
     from keras_adv.backend.tensorflow import compile_fn
     from keras_adv.backend.tensorflow import is_concrete
     from keras_adv.backend.tensorflow import shared_pass_step
+    from keras_adv.backend.tensorflow import stateful_train_step
     from keras_adv.backend.tensorflow import unscale_for_distribution
     from keras_adv.backend.tensorflow import value_and_input_grad
 elif _BACKEND == "jax":
@@ -51,6 +56,7 @@ elif _BACKEND == "jax":
     from keras_adv.backend.jax import compile_fn
     from keras_adv.backend.jax import is_concrete
     from keras_adv.backend.jax import shared_pass_step
+    from keras_adv.backend.jax import stateful_train_step
     from keras_adv.backend.jax import unscale_for_distribution
     from keras_adv.backend.jax import value_and_input_grad
 elif _BACKEND == "torch":
@@ -60,6 +66,7 @@ elif _BACKEND == "torch":
     from keras_adv.backend.torch import compile_fn
     from keras_adv.backend.torch import is_concrete
     from keras_adv.backend.torch import shared_pass_step
+    from keras_adv.backend.torch import stateful_train_step
     from keras_adv.backend.torch import unscale_for_distribution
     from keras_adv.backend.torch import value_and_input_grad
 else:
@@ -75,6 +82,7 @@ __all__ = [
     "compile_fn",
     "is_concrete",
     "shared_pass_step",
+    "stateful_train_step",
     "unscale_for_distribution",
     "value_and_input_grad",
 ]

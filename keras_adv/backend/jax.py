@@ -3,6 +3,8 @@
 import jax
 import keras
 
+from keras_adv.backend.common import mix_gradients
+
 # Attacks with at most this many steps unroll them: XLA's CPU `while` loop
 # made PGD-7 training 1.17x slower than the same steps unrolled
 # (benchmarks/jax_fit_speed.py); longer attacks keep a loop, so compile time
@@ -70,5 +72,74 @@ def unscale_for_distribution(value):
     return value  # Keras scales losses for distribution on TensorFlow only
 
 
-# No two-pass mixed step: the step here is Keras's own (see tensorflow.py).
-shared_pass_step = None
+def stateful_train_step(model, args, step):
+    """Keras's JAX `train_step(state, data)` contract for a stateful `step`.
+
+    `step(data)` reads and assigns Keras variables and returns the logs, as
+    a TensorFlow or PyTorch train step does; here it runs in a
+    `keras.StatelessScope` over the values in `state` (trainable,
+    non-trainable, optimizer and metrics variables, in Keras's order), and
+    the values it leaves become the new state. Returns `(logs, state)`.
+    """
+    state, data = args
+    groups = (
+        model.trainable_variables,
+        model.non_trainable_variables,
+        model.optimizer.variables,
+        model.metrics_variables,
+    )
+    mapping = [
+        pair
+        for variables, values in zip(groups, state, strict=True)
+        for pair in zip(variables, values, strict=True)
+    ]
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        logs = step(data)
+    state = tuple([scope.get_current_value(v) for v in group] for group in groups)
+    return logs, state
+
+
+def shared_pass_step(model, x, loss_fn, adversarial, alpha):
+    """The two-pass mixed-objective step; see `tensorflow.py` for the contract.
+
+    Runs inside `stateful_train_step`'s scope: variables read their values
+    from the state. One `jax.value_and_grad` of the clean loss gives the
+    input gradient (for the attack) and the clean weight gradient together.
+    """
+    weights = model.trainable_variables
+    fixed = [(v, v.value) for v in model.non_trainable_variables]
+    fixed += [(v, v.value) for v in model.optimizer.variables]
+
+    def loss_of(values, inputs):
+        mapping = list(zip(weights, values, strict=True)) + fixed
+        with keras.StatelessScope(state_mapping=mapping):
+            y_pred = model(inputs, training=True)
+            loss = loss_fn(inputs, y_pred)
+            scaled = model.optimizer.scale_loss(loss)
+        return scaled, (loss, y_pred)
+
+    values = [v.value for v in weights]
+    argnums = (0, 1) if alpha < 1 else 1
+    (_, (clean, y_pred)), clean_grads = jax.value_and_grad(
+        loss_of, argnums=argnums, has_aux=True
+    )(values, x)
+    clean_grads, input_grad = clean_grads if alpha < 1 else ([], clean_grads)
+    x_adv = jax.lax.stop_gradient(adversarial(x, input_grad))
+    (_, (adv, y_pred_adv)), grads = jax.value_and_grad(loss_of, has_aux=True)(
+        values, x_adv
+    )
+    if alpha < 1:
+        grads = [
+            mix_gradients(c, a, alpha) for c, a in zip(clean_grads, grads, strict=True)
+        ]
+    # `stateless_apply`, not `apply`: LossScaleOptimizer's `apply` assigns
+    # inside a `cond`, which would leak tracers here.
+    optimizer_variables = model.optimizer.variables
+    values, optimizer_values = model.optimizer.stateless_apply(
+        [v.value for v in optimizer_variables], grads, values
+    )
+    for variable, value in zip(weights, values, strict=True):
+        variable.assign(value)
+    for variable, value in zip(optimizer_variables, optimizer_values, strict=True):
+        variable.assign(value)
+    return y_pred, y_pred_adv, clean, adv

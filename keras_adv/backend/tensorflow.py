@@ -61,6 +61,12 @@ def unscale_for_distribution(value):
     return value * tf.cast(replicas, value.dtype) if replicas > 1 else value
 
 
+def stateful_train_step(model, args, step):
+    """`step(data)`: variables are read and assigned in place here."""
+    del model
+    return step(args[-1])
+
+
 def shared_pass_step(model, x, loss_fn, adversarial, alpha):
     """Trains one mixed-objective step in two passes instead of three.
 

@@ -51,6 +51,12 @@ def unscale_for_distribution(value):
     return value  # Keras scales losses for distribution on TensorFlow only
 
 
+def stateful_train_step(model, args, step):
+    """`step(data)`: variables are read and assigned in place here."""
+    del model
+    return step(args[-1])
+
+
 def shared_pass_step(model, x, loss_fn, adversarial, alpha):
     """The two-pass mixed-objective step; see `tensorflow.py` for the contract.
 
