@@ -160,7 +160,8 @@ def _options(args, allowed):
     return options
 
 
-def _sweep_settings(options):
+def _sweep_settings(options, **extra):
+    """`SweepSettings` from the merged options; `extra` fields set as given."""
     from keras_adv.sweep import SweepSettings
 
     fields = {SWEEP_KEYS[k]: v for k, v in options.items() if k in SWEEP_KEYS}
@@ -169,7 +170,7 @@ def _sweep_settings(options):
     for key in ("train_epsilons", "attack_epsilons", "attacks"):
         if key in fields:
             fields[key] = tuple(fields[key])
-    return SweepSettings(**fields)
+    return SweepSettings(**{**fields, **extra})
 
 
 def _sweep(args, say):
@@ -211,16 +212,12 @@ def _sweep(args, say):
 
 def _train(args, say):
     from keras_adv.data import load
-    from keras_adv.sweep import SweepSettings
     from keras_adv.sweep import train_model
 
     options = _options(args, set(SWEEP_KEYS) | OTHER_KEYS | {"epsilon", "attack"})
     if not args.output.endswith(".keras"):
         raise UsageError(f"--output must end in .keras; got {args.output}")
-    fields = {SWEEP_KEYS[k]: v for k, v in options.items() if k in SWEEP_KEYS}
-    if options.get("no_checks"):
-        fields["checks"] = False
-    settings = SweepSettings(**fields, train_attack=options.get("attack", "pgd7"))
+    settings = _sweep_settings(options, train_attack=options.get("attack", "pgd7"))
     epsilon = options.get("epsilon", 0.1)
     data = load(settings.dataset, seed=settings.seed)
     model, seconds = train_model(settings, epsilon, data, 0 if args.quiet else 2)
