@@ -1,6 +1,20 @@
 """Helpers shared by the backend implementations (no framework import)."""
 
 
+def attack_before_step(model, args, attack):
+    """`(attack(), args)` where variables are read and updated in place
+    (TensorFlow, PyTorch); JAX threads them through `state` instead."""
+    del model
+    return attack(), args
+
+
+def stateful_train_step(model, args, step):
+    """`step(data)` where variables are read and assigned in place
+    (TensorFlow, PyTorch); JAX runs it on the values in `state` instead."""
+    del model
+    return step(args[-1])
+
+
 def mix_gradients(clean, adv, alpha):
     """`(1 - alpha) * clean + alpha * adv` for one weight; `None` where unused."""
     if clean is None or adv is None:

@@ -22,13 +22,42 @@ def attack_before_step(model, args, attack):
     `state` Keras's step receives. Returns `(x_adv, args)`.
     """
     state, data = args
-    trainable, non_trainable, *rest = state
-    mapping = list(zip(model.trainable_variables, trainable, strict=True))
-    mapping += list(zip(model.non_trainable_variables, non_trainable, strict=True))
+    x_adv, state = _on_state(model, state, attack)
+    return x_adv, (state, data)
+
+
+def stateful_train_step(model, args, step):
+    """Keras's JAX `train_step(state, data)` contract for a stateful `step`.
+
+    `step(data)` reads and assigns Keras variables and returns the logs, as
+    a TensorFlow or PyTorch train step does; here it runs on the values in
+    `state`, and the values it leaves become the new state. Returns
+    `(logs, state)`.
+    """
+    state, data = args
+    return _on_state(model, state, lambda: step(data))
+
+
+def _on_state(model, state, fn):
+    """`(fn(), new state)`: `fn` runs in a `keras.StatelessScope` over `state`.
+
+    `state` holds the values of the trainable, non-trainable, optimizer and
+    metrics variables, in the order of Keras's JAX trainer.
+    """
+    groups = (
+        model.trainable_variables,
+        model.non_trainable_variables,
+        model.optimizer.variables,
+        model.metrics_variables,
+    )
+    mapping = [
+        pair
+        for variables, values in zip(groups, state, strict=True)
+        for pair in zip(variables, values, strict=True)
+    ]
     with keras.StatelessScope(state_mapping=mapping) as scope:
-        x_adv = attack()
-    non_trainable = [scope.get_current_value(v) for v in model.non_trainable_variables]
-    return x_adv, ((trainable, non_trainable, *rest), data)
+        result = fn()
+    return result, tuple([scope.get_current_value(v) for v in g] for g in groups)
 
 
 # Whether attacks may run the model in training mode (`attack_training=True`).
@@ -70,33 +99,6 @@ def is_concrete(x):
 
 def unscale_for_distribution(value):
     return value  # Keras scales losses for distribution on TensorFlow only
-
-
-def stateful_train_step(model, args, step):
-    """Keras's JAX `train_step(state, data)` contract for a stateful `step`.
-
-    `step(data)` reads and assigns Keras variables and returns the logs, as
-    a TensorFlow or PyTorch train step does; here it runs in a
-    `keras.StatelessScope` over the values in `state` (trainable,
-    non-trainable, optimizer and metrics variables, in Keras's order), and
-    the values it leaves become the new state. Returns `(logs, state)`.
-    """
-    state, data = args
-    groups = (
-        model.trainable_variables,
-        model.non_trainable_variables,
-        model.optimizer.variables,
-        model.metrics_variables,
-    )
-    mapping = [
-        pair
-        for variables, values in zip(groups, state, strict=True)
-        for pair in zip(variables, values, strict=True)
-    ]
-    with keras.StatelessScope(state_mapping=mapping) as scope:
-        logs = step(data)
-    state = tuple([scope.get_current_value(v) for v in group] for group in groups)
-    return logs, state
 
 
 def shared_pass_step(model, x, loss_fn, adversarial, alpha):

@@ -2,16 +2,12 @@
 
 import torch
 
+from keras_adv.backend.common import attack_before_step  # noqa: F401
 from keras_adv.backend.common import mix_gradients
+from keras_adv.backend.common import stateful_train_step  # noqa: F401
 
 # Attacks keep their steps in a loop: unrolling measured no faster here.
 MAX_UNROLLED_STEPS = 0
-
-
-def attack_before_step(model, args, attack):
-    """`(attack(), args)`: the variables are read and updated in place."""
-    del model
-    return attack(), args
 
 
 # Whether attacks may run the model in training mode (`attack_training=True`).
@@ -49,12 +45,6 @@ def is_concrete(x):
 
 def unscale_for_distribution(value):
     return value  # Keras scales losses for distribution on TensorFlow only
-
-
-def stateful_train_step(model, args, step):
-    """`step(data)`: variables are read and assigned in place here."""
-    del model
-    return step(args[-1])
 
 
 def shared_pass_step(model, x, loss_fn, adversarial, alpha):
