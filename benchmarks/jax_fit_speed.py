@@ -43,18 +43,11 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-
-from keras_adv import FGSM  # noqa: E402
-from keras_adv import PGD  # noqa: E402
-from keras_adv import AdversarialModel  # noqa: E402
-
-# variant -> (attack kind, steps, random start, weight of the adversarial loss)
-VARIANTS = {
-    "clean": (None, 0, False, 0.0),
-    "fgsm-mixed": ("fgsm", 1, False, 0.5),
-    "fgsm-rs": ("fgsm", 1, True, 1.0),
-    "pgd7": ("pgd", 7, True, 1.0),
-}
+from fit_speed_common import VARIANTS  # noqa: E402
+from fit_speed_common import compiled_model  # noqa: E402
+from fit_speed_common import fastest  # noqa: E402
+from fit_speed_common import fit_epoch  # noqa: E402
+from fit_speed_common import step_size  # noqa: E402
 
 
 def cnn(shape, classes):
@@ -87,31 +80,9 @@ def resnet(shape, classes, widths=(64, 128, 256), blocks=2):
     return keras.Model(inputs, outputs)
 
 
-def keras_attack(kind, steps, random_start, eps):
-    if kind == "fgsm":
-        return FGSM(eps, random_start=random_start, seed=0)
-    return PGD(eps, steps=steps, random_start=random_start, seed=0)
-
-
 def keras_runner(build, variant, eps, x, y, batch):
     """`fit` compiled once; returns a function timing one more epoch."""
-    kind, steps, random_start, alpha = VARIANTS[variant]
-    model = build()
-    if kind is not None:
-        attack = keras_attack(kind, steps, random_start, eps)
-        objective = "madry" if alpha == 1.0 else "mixed"
-        model = AdversarialModel(model=model, attack=attack, objective=objective)
-    model.compile(
-        keras.optimizers.Adam(1e-3),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
-
-    def epoch():
-        start = time.perf_counter()
-        model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False)
-        return time.perf_counter() - start
-
-    return epoch
+    return fit_epoch(compiled_model(build(), variant, eps), x, y, batch)
 
 
 def hand_written_step(model, optimizer, variant, eps, shared=False):
@@ -121,9 +92,7 @@ def hand_written_step(model, optimizer, variant, eps, shared=False):
     attack's input gradient and the clean weight gradient together.
     """
     kind, steps, random_start, alpha = VARIANTS[variant]
-    step_size = {"fgsm": 1.25 * eps if random_start else eps}.get(
-        kind, 2.5 * eps / max(steps, 1)
-    )
+    size = step_size(variant, eps)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     def attack(trainable, non_trainable, x, y, key):
@@ -137,7 +106,7 @@ def hand_written_step(model, optimizer, variant, eps, shared=False):
             x_adv = jnp.clip(x + noise, 0.0, 1.0)
         for _ in range(steps):
             grad = jax.grad(input_loss)(x_adv)
-            x_adv = jnp.clip(x_adv + step_size * jnp.sign(grad), x - eps, x + eps)
+            x_adv = jnp.clip(x_adv + size * jnp.sign(grad), x - eps, x + eps)
             x_adv = jnp.clip(x_adv, 0.0, 1.0)
         return jax.lax.stop_gradient(x_adv)
 
@@ -271,15 +240,14 @@ def main():
                 ours.append(ours_run())
                 for name, run in hands.items():
                     theirs[name].append(run())
-            rates = {name: n / np.median(times) for name, times in theirs.items()}
-            fastest = max(rates, key=rates.get)
-            ours_rate, their_rate = n / np.median(ours), rates[fastest]
+            best, medians = fastest(theirs)
+            ours_rate, their_rate = n / np.median(ours), n / medians[best]
             others = ", ".join(
-                f"{name} {rate:.0f}" for name, rate in rates.items() if name != fastest
+                f"{name} {n / t:.0f}" for name, t in medians.items() if name != best
             )
             print(
                 f"{dtype} | {variant} | {ours_rate:.0f} | {their_rate:.0f}"
-                f"{f' ({fastest}; {others})' if others else ''} | "
+                f"{f' ({best}; {others})' if others else ''} | "
                 f"{their_rate / ours_rate:.2f}x"
             )
             sys.stdout.flush()

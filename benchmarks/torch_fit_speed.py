@@ -34,18 +34,15 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from fit_speed_common import VARIANTS as ALL_VARIANTS  # noqa: E402
+from fit_speed_common import compiled_model  # noqa: E402
+from fit_speed_common import fastest  # noqa: E402
+from fit_speed_common import fit_epoch  # noqa: E402
+from fit_speed_common import step_size  # noqa: E402
 
-from keras_adv import FGSM  # noqa: E402
-from keras_adv import PGD  # noqa: E402
-from keras_adv import AdversarialModel  # noqa: E402
 from keras_adv.zoo import small_cnn  # noqa: E402
 
-# variant -> (attack kind, steps, random start, weight of the adversarial loss)
-VARIANTS = {
-    "clean": (None, 0, False, 0.0),
-    "fgsm-mixed": ("fgsm", 1, False, 0.5),
-    "pgd7": ("pgd", 7, True, 1.0),
-}
+VARIANTS = {name: ALL_VARIANTS[name] for name in ("clean", "fgsm-mixed", "pgd7")}
 
 
 def build(shape):
@@ -54,24 +51,8 @@ def build(shape):
 
 
 def keras_runner(variant, eps, x, y, batch):
-    kind, steps, random_start, alpha = VARIANTS[variant]
-    model = build(x.shape[1:])
-    if kind == "fgsm":
-        attack = FGSM(eps, seed=0)
-    elif kind == "pgd":
-        attack = PGD(eps, steps=steps, seed=0)
-    if kind is not None:
-        objective = "madry" if alpha == 1.0 else "mixed"
-        model = AdversarialModel(model=model, attack=attack, objective=objective)
-    model.compile(
-        keras.optimizers.Adam(1e-3),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
-
-    def epoch():
-        start = time.perf_counter()
-        model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False)
-        return time.perf_counter() - start
+    model = compiled_model(build(x.shape[1:]), variant, eps)
+    epoch = fit_epoch(model, x, y, batch)
 
     def epochs_within_one_fit(count, between):
         timer = Interleaved(between)
@@ -108,7 +89,7 @@ class Interleaved(keras.callbacks.Callback):
 def hand_written_runner(variant, eps, x, y, batch, log_clean=False, shared=False):
     """One epoch of the hand-written loop; `shared`: FGSM-mixed in two passes."""
     kind, steps, random_start, alpha = VARIANTS[variant]
-    step_size = eps if kind == "fgsm" else 2.5 * eps / max(steps, 1)
+    size = step_size(variant, eps)
     model = build(x.shape[1:])
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     x_all, y_all = torch.as_tensor(x), torch.as_tensor(y, dtype=torch.long)
@@ -122,7 +103,7 @@ def hand_written_runner(variant, eps, x, y, batch, log_clean=False, shared=False
             x_adv = x_adv.detach().requires_grad_(True)
             loss = F.cross_entropy(model(x_adv, training=False), labels)
             (grad,) = torch.autograd.grad(loss, x_adv)
-            x_adv = x_adv + step_size * grad.sign()
+            x_adv = x_adv + size * grad.sign()
             x_adv = torch.min(torch.max(x_adv, inputs - eps), inputs + eps)
             x_adv = x_adv.clamp(0.0, 1.0)
         return x_adv.detach()
@@ -216,14 +197,13 @@ def main():
 
         # A fit() call has set-up costs a user pays once, not per epoch.
         within = ours_run.within_one_fit(args.epochs + 1, run_hands)
-        medians = {name: np.median(times) for name, times in theirs.items()}
-        fastest = min(medians, key=medians.get)
+        best, medians = fastest(theirs)
         ours_s, within_s = np.median(ours), np.median(within[1:])
-        theirs_s = medians[fastest]
-        others = ", ".join(f"{n} {t:.2f}" for n, t in medians.items() if n != fastest)
+        theirs_s = medians[best]
+        others = ", ".join(f"{n} {t:.2f}" for n, t in medians.items() if n != best)
         print(
             f"{variant} | {ours_s:.2f}, {within_s:.2f} | {theirs_s:.2f}"
-            f"{f' ({fastest}; {others})' if others else ''} | "
+            f"{f' ({best}; {others})' if others else ''} | "
             f"{ours_s / theirs_s:.2f}x, {within_s / theirs_s:.2f}x"
         )
         sys.stdout.flush()
