@@ -236,3 +236,21 @@ def test_multi_input_model_perturbs_float_inputs_and_leaves_ids_alone():
     named.compile("adam", CE)
     with pytest.raises(ValueError, match=r"`perturb` names inputs that do not exist"):
         named.fit(x, y, verbose=0)
+
+
+@pytest.mark.parametrize("attack", [FGSM(0.1), PGD(0.1, steps=2, seed=0)], ids=repr)
+def test_training_steps_do_not_check_input_values(attack, monkeypatch):
+    # The value check costs a forward pass and a copy to NumPy; on torch
+    # (eager) it would run on every batch. The step must not ask for it.
+    from keras_adv import validation
+
+    def refuse(*args):
+        raise AssertionError("input values checked inside a training step")
+
+    monkeypatch.setattr(validation, "check_concrete_inputs", refuse)
+    x, y = data()
+    adversarial(attack).fit(x, y, epochs=1, batch_size=32, verbose=0)
+    with pytest.raises(AssertionError, match="training step"):
+        attack(
+            lambda inputs: inputs, ops.convert_to_tensor(x), ops.convert_to_tensor(y)
+        )
