@@ -235,3 +235,17 @@ def test_train_reads_its_config_and_takes_zero_as_a_value(tmp_path):
     assert code == 0, err[-2000:]
     loaded = keras.saving.load_model(robust)
     assert loaded.attack.epsilon == 0.05 and type(loaded.attack).__name__ == "FGSM"
+
+
+def test_train_attack_flag_wins_over_a_config_train_attack(tmp_path):
+    config = tmp_path / "train.toml"
+    config.write_text('train_attack = "pgd7"\nepochs = 1\n')
+    out = tmp_path / "fgsm.keras"
+    code, _, err = run_cli(
+        "train", "--config", str(config), "--attack", "fgsm",
+        "--epsilon", "0.05", "--output", str(out), "--quiet",
+    )  # fmt: skip
+    assert code == 0, err[-2000:]
+    import keras
+
+    assert type(keras.saving.load_model(out).attack).__name__ == "FGSM"
