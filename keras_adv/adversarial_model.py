@@ -1,5 +1,7 @@
 """`AdversarialModel`: adversarial training as a drop-in for `keras.Model`."""
 
+import functools
+
 import keras
 from keras import ops
 
@@ -126,6 +128,19 @@ class AdversarialModel(keras.Model):
         self.adv_compile_metrics = None
         self.shared_pass = bool(shared_pass)
 
+    @functools.cached_property  # in __dict__: not tracked as a layer again
+    def _direct_layer(self):
+        return graph.direct_layer(self)
+
+    def _forward(self, x, training):
+        """`self(x, training=training)`, for the passes of a training step.
+
+        A model that only wraps another calls that one directly (see
+        `adversarial_graph.direct_layer`): the same outputs, less overhead.
+        """
+        layer = self._direct_layer
+        return (self if layer is None else layer)(x, training=training)
+
     def compile(self, optimizer="rmsprop", loss=None, **kwargs):
         if loss is None:
             raise ValueError(
@@ -212,7 +227,7 @@ class AdversarialModel(keras.Model):
         def attack():
             y_pred = None
             if self.objective.attack_loss is not None:
-                y_pred = self(x, training=self.attack_training)
+                y_pred = self._forward(x, training=self.attack_training)
             return self.adversarial_examples(x, y, y_pred)
 
         # Attack before Keras differentiates: its tape (or jax.value_and_grad)
@@ -233,7 +248,7 @@ class AdversarialModel(keras.Model):
         x_adv = getattr(self, "_x_adv", None) if training else None
         if x_adv is None:
             x_adv = self.adversarial_examples(x, y, y_pred)
-        y_pred_adv = self(x_adv, training=training)
+        y_pred_adv = self._forward(x_adv, training=training)
         adv = super().compute_loss(
             x_adv, y, y_pred_adv, sample_weight, training=training
         )
@@ -267,7 +282,7 @@ class AdversarialModel(keras.Model):
         epsilon = self.attack.epsilon * ops.cast(self.epsilon_scale, "float32")
 
         def forward(inputs):
-            return self(inputs, training=self.attack_training)
+            return self._forward(inputs, training=self.attack_training)
 
         return self.inputs_to_perturb.apply(
             lambda fwd, flat: attack(

@@ -254,3 +254,58 @@ def test_training_steps_do_not_check_input_values(attack, monkeypatch):
         attack(
             lambda inputs: inputs, ops.convert_to_tensor(x), ops.convert_to_tensor(y)
         )
+
+
+def test_a_wrapped_model_is_called_directly_by_the_training_step(monkeypatch):
+    # The wrapper's own `__call__` costs ~0.2 ms per call on torch eager and
+    # attacks call the model on every step: only Keras's clean pass uses it.
+    x, y = data()
+    base = base_model()
+    model = AdversarialModel(
+        model=base, attack=PGD(0.1, steps=2, seed=0), shared_pass=False
+    )
+    model.compile(keras.optimizers.SGD(0.1), CE, run_eagerly=True)
+    outer, inner = [], []
+    monkeypatch.setattr(model, "call", _counted(model.call, outer))
+    monkeypatch.setattr(base, "call", _counted(base.call, inner))
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)  # builds, traces
+    outer.clear(), inner.clear()
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    steps = len(x) // 32
+    assert len(outer) == steps  # Keras's clean pass
+    assert len(inner) == steps * (1 + 2 + 1)  # clean, two attack steps, adv
+
+
+def _counted(call, calls):
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return call(*args, **kwargs)
+
+    return counting
+
+
+def test_only_a_graph_of_one_model_is_called_directly(tmp_path):
+    from keras_adv import adversarial_graph
+
+    base = base_model()
+    x = ops.convert_to_tensor(data(8)[0])
+    wrapped = AdversarialModel(model=base, attack=FGSM(0.1))
+    assert adversarial_graph.direct_layer(wrapped) is base
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(wrapped._forward(x, training=False)),
+        ops.convert_to_numpy(wrapped(x, training=False)),
+    )
+    path = tmp_path / "wrapped.keras"
+    wrapped.save(path)
+    loaded = keras.saving.load_model(path)
+    assert adversarial_graph.direct_layer(loaded) is loaded.layers[-1]
+
+    inputs = keras.Input((12,))
+    as_list = AdversarialModel(inputs, [base(inputs)], attack=FGSM(0.1))
+    more_layers = AdversarialModel(
+        inputs, keras.layers.Dense(2)(base(inputs)), attack=FGSM(0.1)
+    )
+    of_layers = adversarial()  # the base model's own layers, not a model
+    for model in (as_list, more_layers, of_layers):
+        assert adversarial_graph.direct_layer(model) is None
+        assert model._forward(x, training=False) is not None

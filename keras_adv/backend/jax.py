@@ -115,7 +115,7 @@ def shared_pass_step(model, x, loss_fn, adversarial, alpha):
     def loss_of(values, inputs):
         mapping = list(zip(weights, values, strict=True)) + fixed
         with keras.StatelessScope(state_mapping=mapping):
-            y_pred = model(inputs, training=True)
+            y_pred = model._forward(inputs, training=True)
             loss = loss_fn(inputs, y_pred)
             scaled = model.optimizer.scale_loss(loss)
         return scaled, (loss, y_pred)

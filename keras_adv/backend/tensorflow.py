@@ -77,14 +77,14 @@ def shared_pass_step(model, x, loss_fn, adversarial, alpha):
     weights = model.trainable_weights
     with tf.GradientTape() as tape:
         tape.watch(x)
-        y_pred = model(x, training=True)
+        y_pred = model._forward(x, training=True)
         clean = loss_fn(x, y_pred)
         scaled = model.optimizer.scale_loss(clean)
     sources = (list(weights) if alpha < 1 else []) + [x]
     *clean_grads, input_grad = tape.gradient(scaled, sources)
     x_adv = tf.stop_gradient(adversarial(x, input_grad))
     with tf.GradientTape() as tape:
-        y_pred_adv = model(x_adv, training=True)
+        y_pred_adv = model._forward(x_adv, training=True)
         adv = loss_fn(x_adv, y_pred_adv)
         scaled = model.optimizer.scale_loss(adv)
     grads = tape.gradient(scaled, weights)

@@ -57,7 +57,7 @@ def shared_pass_step(model, x, loss_fn, adversarial, alpha):
     weights = model.trainable_weights
     tensors = [v.value for v in weights]
     x = torch.as_tensor(x).detach().requires_grad_(True)
-    y_pred = model(x, training=True)
+    y_pred = model._forward(x, training=True)
     clean = loss_fn(x, y_pred)
     sources = (tensors if alpha < 1 else []) + [x]
     *clean_grads, input_grad = torch.autograd.grad(
@@ -65,7 +65,7 @@ def shared_pass_step(model, x, loss_fn, adversarial, alpha):
     )
     with torch.no_grad():
         x_adv = adversarial(x.detach(), input_grad)
-    y_pred_adv = model(x_adv, training=True)
+    y_pred_adv = model._forward(x_adv, training=True)
     adv = loss_fn(x_adv, y_pred_adv)
     grads = torch.autograd.grad(
         model.optimizer.scale_loss(adv), tensors, allow_unused=True
