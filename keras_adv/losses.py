@@ -32,11 +32,16 @@ def _log_probabilities(y_pred, from_logits):
     return ops.log(ops.clip(y_pred, _EPSILON, 1.0)), None
 
 
+def _are_class_ids(y_true, y_pred):
+    """Whether `y_true` holds class ids of multi-class outputs (not one-hot)."""
+    one_hot_given = len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] > 1
+    return y_pred.shape[-1] != 1 and not one_hot_given
+
+
 def _targets(y_true, y_pred):
     """Labels as a float target shaped like `y_pred` (one-hot for class ids)."""
     classes = y_pred.shape[-1]
-    one_hot_given = len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] > 1
-    if classes == 1 or one_hot_given:
+    if not _are_class_ids(y_true, y_pred):
         return ops.reshape(ops.cast(y_true, y_pred.dtype), ops.shape(y_pred))
     labels = ops.reshape(ops.cast(y_true, "int32"), (-1,))
     return ops.one_hot(labels, classes, dtype=y_pred.dtype)
@@ -56,6 +61,12 @@ def crossentropy(y_true, y_pred, from_logits=None):
         A `(batch,)` float32 tensor of losses.
     """
     y_pred = ops.cast(y_pred, "float32")
+    if from_logits and len(y_pred.shape) == 2 and _are_class_ids(y_true, y_pred):
+        # The backend's fused op (torch's cross_entropy, TensorFlow's sparse
+        # softmax crossentropy): the same values in fewer ops, which eager
+        # PyTorch pays per op on every attack step.
+        labels = ops.reshape(ops.cast(y_true, "int32"), (-1,))
+        return ops.sparse_categorical_crossentropy(labels, y_pred, from_logits=True)
     if from_logits is None:
         # Both branches are finite, so `where` passes no NaN gradient from the
         # branch it discards.

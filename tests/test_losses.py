@@ -56,3 +56,42 @@ def test_targeted_dlr_matches_its_definition():
 def test_dlr_needs_three_classes():
     with pytest.raises(ValueError, match="at least 3 classes"):
         losses.dlr(ops.convert_to_tensor([0]), ops.convert_to_tensor([[1.0, 2.0]]))
+
+
+def _log_softmax(logits):
+    shifted = logits - logits.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [LABELS, LABELS.reshape(-1, 1), LABELS.astype("float32")],
+    ids=["ids", "ids-column", "float-ids"],
+)
+@pytest.mark.parametrize("from_logits", [True, None])
+def test_crossentropy_of_class_ids_is_minus_the_true_class_log_probability(
+    labels, from_logits
+):
+    # from_logits=True takes the backend's fused op, None the generic path.
+    expected = -_log_softmax(LOGITS)[np.arange(2), LABELS]
+    np.testing.assert_allclose(
+        _numpy(lambda y, z: losses.crossentropy(y, z, from_logits), labels, LOGITS),
+        expected,
+        rtol=1e-5,
+    )
+
+
+def test_crossentropy_of_one_hot_and_probability_targets():
+    one_hot = np.eye(4, dtype="float32")[LABELS]
+    expected = -_log_softmax(LOGITS)[np.arange(2), LABELS]
+    np.testing.assert_allclose(
+        _numpy(lambda y, z: losses.crossentropy(y, z, True), one_hot, LOGITS),
+        expected,
+        rtol=1e-5,
+    )
+    probabilities = np.exp(_log_softmax(LOGITS))
+    np.testing.assert_allclose(
+        _numpy(lambda y, z: losses.crossentropy(y, z, False), LABELS, probabilities),
+        expected,
+        rtol=1e-5,
+    )
