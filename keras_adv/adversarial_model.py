@@ -24,6 +24,7 @@ _ADV_ARGS = (
     "evaluate_adversarial",
     "perturb",
     "shared_pass",
+    "log_clean",
 )
 
 
@@ -44,8 +45,9 @@ class AdversarialModel(keras.Model):
     the model on the perturbed batch, and minimises the `objective`'s mix of
     the compiled loss on clean and perturbed inputs. Logs carry `loss` (the
     objective), `clean_loss`, `adv_loss`, every compiled metric on clean
-    inputs and its `adv_` counterpart. `evaluate` attacks as well (unless
-    `evaluate_adversarial=False`); `predict` is clean.
+    inputs and its `adv_` counterpart (with `log_clean=False` and the madry
+    objective, only `loss`, `adv_loss` and the `adv_` metrics). `evaluate`
+    attacks as well (unless `evaluate_adversarial=False`); `predict` is clean.
 
     Args:
         *args: `inputs, outputs` as for a functional `keras.Model`.
@@ -70,6 +72,13 @@ class AdversarialModel(keras.Model):
             attack's input gradient from the clean backward pass (two passes
             per step instead of three) wherever that is exact; see
             `keras_adv.shared_pass`. Defaults to `True`.
+        log_clean: whether training logs report `clean_loss` and the
+            compiled metrics on clean inputs. With the madry objective, which
+            does not train on clean inputs, that takes a forward pass of its
+            own on every step; `False` skips it and logs `loss`, `adv_loss`
+            and the `adv_` metrics only (validation still reports both).
+            Other objectives train on the clean pass and need `True`.
+            Defaults to `True`.
     """
 
     def __init__(
@@ -84,6 +93,7 @@ class AdversarialModel(keras.Model):
         evaluate_adversarial=True,
         perturb=None,
         shared_pass=True,
+        log_clean=True,
         **kwargs,
     ):
         if model is not None:
@@ -109,6 +119,14 @@ class AdversarialModel(keras.Model):
         self.attack = attack
         self.attack_seed_generator = attack.seed_generator  # tracked: saved, JAX
         self.objective = objectives.get(objective)
+        if not log_clean and self.objective.needs_clean_loss:
+            raise ValueError(
+                "Argument `log_clean=False` skips the clean forward pass, which "
+                f"objective {self.objective!r} trains on. Use it with "
+                "objective='madry', or leave log_clean=True. "
+                f"Received: log_clean={log_clean!r}"
+            )
+        self.log_clean = bool(log_clean)
         if attack_training and not backend.TRAINING_MODE_ATTACKS:
             raise ValueError(
                 "Argument `attack_training=True` is not supported on the "
@@ -127,6 +145,7 @@ class AdversarialModel(keras.Model):
         self.clean_loss_tracker = keras.metrics.Mean(name="clean_loss")
         self.adv_compile_metrics = None
         self.shared_pass = bool(shared_pass)
+        self._adversarial_batch_only = False  # inside a step without clean pass
 
     @functools.cached_property  # in __dict__: not tracked as a layer again
     def _direct_layer(self):
@@ -211,11 +230,30 @@ class AdversarialModel(keras.Model):
         counterparts = self.adv_compile_metrics
         if counterparts is not None and not counterparts.built:
             counterparts.build(y, y_pred)
+        if self._adversarial_batch_only:  # y_pred is adversarial: leave clean ones
+            clean = self._compile_metrics  # built (for validation), not updated
+            if clean is not None and not clean.built:
+                clean.build(y, y_pred)
+            return self._logs_of(
+                [self._loss_tracker, self.adv_loss_tracker, counterparts]
+            )
         return super().compute_metrics(x, y, y_pred, sample_weight)
+
+    def _logs_of(self, metrics):
+        """Keras's `get_metrics_result`, for some of the metrics."""
+        logs = {}
+        for metric in metrics:
+            if metric is None:
+                continue
+            result = metric.result()
+            logs.update(result if isinstance(result, dict) else {metric.name: result})
+        return logs
 
     def train_step(self, *args):
         data = args[-1]  # JAX: (state, data); elsewhere: (data,)
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if not self.log_clean:
+            return self._adversarial_train_step(args, x, y, sample_weight)
         alpha = shared_pass_module.shared_pass_alpha(self, x)
         if alpha is not None:
             return backend.stateful_train_step(
@@ -238,9 +276,26 @@ class AdversarialModel(keras.Model):
         finally:
             self._x_adv = None
 
+    def _adversarial_train_step(self, args, x, y, sample_weight):
+        """Keras's own step on the adversarial batch: no clean pass at all."""
+        x_adv, args = backend.attack_before_step(
+            self, args, lambda: self.adversarial_examples(x, y)
+        )
+        data = keras.utils.pack_x_y_sample_weight(x_adv, y, sample_weight)
+        self._adversarial_batch_only = True
+        try:
+            return super().train_step(*args[:-1], data)
+        finally:
+            self._adversarial_batch_only = False
+
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
+        if self._adversarial_batch_only:  # x and y_pred are adversarial
+            adv = super().compute_loss(x, y, y_pred, sample_weight, training=training)
+            self.record_losses(x, None, adv)
+            self.record_adversarial_metrics(y, y_pred, sample_weight)
+            return self.objective.combine(None, adv, None, y_pred)
         clean = super().compute_loss(x, y, y_pred, sample_weight, training=training)
         if not training and not self.evaluate_adversarial:
             self.record_losses(x, clean)
@@ -325,6 +380,7 @@ class AdversarialModel(keras.Model):
             "evaluate_adversarial": self.evaluate_adversarial,
             "perturb": self.inputs_to_perturb.names,
             "shared_pass": self.shared_pass,
+            "log_clean": self.log_clean,
         }
 
     @classmethod

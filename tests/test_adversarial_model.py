@@ -309,3 +309,72 @@ def test_only_a_graph_of_one_model_is_called_directly(tmp_path):
     for model in (as_list, more_layers, of_layers):
         assert adversarial_graph.direct_layer(model) is None
         assert model._forward(x, training=False) is not None
+
+
+@pytest.mark.parametrize(
+    "make_attack",
+    [lambda: PGD(0.1, steps=2, seed=1), lambda: FGSM(0.1)],
+    ids=["pgd", "fgsm"],
+)
+def test_log_clean_false_trains_the_same_weights_and_logs_no_clean_values(
+    make_attack, tmp_path
+):
+    x, y = data()
+
+    def trained(log_clean):
+        model = AdversarialModel(
+            model=base_model(),
+            attack=make_attack(),
+            objective="madry",
+            log_clean=log_clean,
+        )
+        model.compile(keras.optimizers.SGD(0.1), CE, metrics=["accuracy"])
+        history = model.fit(
+            x,
+            y,
+            epochs=2,
+            batch_size=32,
+            shuffle=False,
+            verbose=0,
+            validation_data=data(64, seed=1),
+        )
+        return model, history.history
+
+    full, full_logs = trained(True)
+    fast, fast_logs = trained(False)
+    for a, b in zip(full.get_weights(), fast.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert set(full_logs) - set(fast_logs) == {"clean_loss", "accuracy"}
+    assert {"val_clean_loss", "val_accuracy"} <= set(fast_logs)
+    for key in ("loss", "adv_loss", "adv_accuracy", "val_accuracy"):
+        np.testing.assert_allclose(fast_logs[key], full_logs[key], rtol=1e-5)
+    np.testing.assert_allclose(fast_logs["loss"], fast_logs["adv_loss"], rtol=1e-6)
+    fast.save(tmp_path / "fast.keras")
+    assert keras.saving.load_model(tmp_path / "fast.keras").log_clean is False
+
+
+def test_log_clean_false_runs_no_clean_forward_pass(monkeypatch):
+    x, y = data()
+    counts = {}
+    for log_clean in (True, False):
+        base = base_model()
+        model = AdversarialModel(
+            model=base,
+            attack=PGD(0.1, steps=2, seed=0),
+            objective="madry",
+            log_clean=log_clean,
+        )
+        model.compile(keras.optimizers.SGD(0.1), CE, run_eagerly=True)
+        calls = []
+        monkeypatch.setattr(base, "call", _counted(base.call, calls))
+        model.fit(x, y, epochs=1, batch_size=32, verbose=0)  # builds, traces
+        calls.clear()
+        model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+        counts[log_clean] = len(calls) // (len(x) // 32)
+    assert counts == {True: 1 + 2 + 1, False: 2 + 1}  # (clean,) attack, adv
+
+
+@pytest.mark.parametrize("objective", ["mixed", "trades"])
+def test_log_clean_false_needs_an_objective_that_skips_the_clean_loss(objective):
+    with pytest.raises(ValueError, match=r"log_clean=False.*objective='madry'"):
+        adversarial(objective=objective, log_clean=False)
