@@ -31,8 +31,11 @@ def step_size(variant, eps):
     return 2.5 * eps / max(steps, 1)
 
 
-def compiled_model(model, variant, eps):
-    """`model` (an `AdversarialModel` around it unless `clean`), compiled."""
+def compiled_model(model, variant, eps, log_clean=True):
+    """`model` (an `AdversarialModel` around it unless `clean`), compiled.
+
+    `log_clean=False` (madry variants only): no clean pass for the logs.
+    """
     kind, steps, random_start, alpha = VARIANTS[variant]
     if kind == "fgsm":
         attack = FGSM(eps, random_start=random_start, seed=0)
@@ -40,7 +43,9 @@ def compiled_model(model, variant, eps):
         attack = PGD(eps, steps=steps, random_start=random_start, seed=0)
     if kind is not None:
         objective = "madry" if alpha == 1.0 else "mixed"
-        model = AdversarialModel(model=model, attack=attack, objective=objective)
+        model = AdversarialModel(
+            model=model, attack=attack, objective=objective, log_clean=log_clean
+        )
     model.compile(
         keras.optimizers.Adam(1e-3),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
