@@ -38,13 +38,17 @@ def _are_class_ids(y_true, y_pred):
     return y_pred.shape[-1] != 1 and not one_hot_given
 
 
+def _labels(y_true):
+    """Class ids as a flat int32 vector."""
+    return ops.reshape(ops.cast(y_true, "int32"), (-1,))
+
+
 def _targets(y_true, y_pred):
     """Labels as a float target shaped like `y_pred` (one-hot for class ids)."""
     classes = y_pred.shape[-1]
     if not _are_class_ids(y_true, y_pred):
         return ops.reshape(ops.cast(y_true, y_pred.dtype), ops.shape(y_pred))
-    labels = ops.reshape(ops.cast(y_true, "int32"), (-1,))
-    return ops.one_hot(labels, classes, dtype=y_pred.dtype)
+    return ops.one_hot(_labels(y_true), classes, dtype=y_pred.dtype)
 
 
 def crossentropy(y_true, y_pred, from_logits=None):
@@ -65,8 +69,9 @@ def crossentropy(y_true, y_pred, from_logits=None):
         # The backend's fused op (torch's cross_entropy, TensorFlow's sparse
         # softmax crossentropy): the same values in fewer ops, which eager
         # PyTorch pays per op on every attack step.
-        labels = ops.reshape(ops.cast(y_true, "int32"), (-1,))
-        return ops.sparse_categorical_crossentropy(labels, y_pred, from_logits=True)
+        return ops.sparse_categorical_crossentropy(
+            _labels(y_true), y_pred, from_logits=True
+        )
     if from_logits is None:
         # Both branches are finite, so `where` passes no NaN gradient from the
         # branch it discards.

@@ -70,15 +70,23 @@ def _log_softmax(logits):
 )
 @pytest.mark.parametrize("from_logits", [True, None])
 def test_crossentropy_of_class_ids_is_minus_the_true_class_log_probability(
-    labels, from_logits
+    labels, from_logits, monkeypatch
 ):
-    # from_logits=True takes the backend's fused op, None the generic path.
+    # from_logits=True takes the backend's fused op (fewer eager ops per
+    # attack step), None the generic path.
+    fused, calls = losses.ops.sparse_categorical_crossentropy, []
+    monkeypatch.setattr(
+        losses.ops,
+        "sparse_categorical_crossentropy",
+        lambda *args, **kwargs: calls.append(1) or fused(*args, **kwargs),
+    )
     expected = -_log_softmax(LOGITS)[np.arange(2), LABELS]
     np.testing.assert_allclose(
         _numpy(lambda y, z: losses.crossentropy(y, z, from_logits), labels, LOGITS),
         expected,
         rtol=1e-5,
     )
+    assert len(calls) == (1 if from_logits else 0)
 
 
 def test_crossentropy_of_one_hot_and_probability_targets():
