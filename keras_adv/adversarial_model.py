@@ -9,6 +9,7 @@ from keras_adv import adversarial_graph as graph
 from keras_adv import backend
 from keras_adv import objectives
 from keras_adv import shared_pass as shared_pass_module
+from keras_adv import validation
 from keras_adv.adversarial_inputs import AdversarialInputs
 from keras_adv.adversarial_metrics import adversarial_counterparts
 from keras_adv.attacks.attack import Attack
@@ -119,6 +120,7 @@ class AdversarialModel(keras.Model):
         self.attack = attack
         self.attack_seed_generator = attack.seed_generator  # tracked: saved, JAX
         self.objective = objectives.get(objective)
+        log_clean = validation.check_bool(log_clean, "log_clean")
         if not log_clean and self.objective.needs_clean_loss:
             raise ValueError(
                 "Argument `log_clean=False` skips the clean forward pass, which "
@@ -126,7 +128,8 @@ class AdversarialModel(keras.Model):
                 "objective='madry', or leave log_clean=True. "
                 f"Received: log_clean={log_clean!r}"
             )
-        self.log_clean = bool(log_clean)
+        self.log_clean = log_clean
+        attack_training = validation.check_bool(attack_training, "attack_training")
         if attack_training and not backend.TRAINING_MODE_ATTACKS:
             raise ValueError(
                 "Argument `attack_training=True` is not supported on the "
@@ -134,8 +137,10 @@ class AdversarialModel(keras.Model):
                 "inside the attack's gradient would escape it. Use the default "
                 "(inference mode). Received: attack_training=True"
             )
-        self.attack_training = bool(attack_training)
-        self._evaluate_adversarial = bool(evaluate_adversarial)
+        self.attack_training = attack_training
+        self._evaluate_adversarial = validation.check_bool(
+            evaluate_adversarial, "evaluate_adversarial"
+        )
         self.schedule = EpsilonSchedule(adv_warmup, epsilon_ramp)
         self.epsilon_scale = keras.Variable(
             1.0, trainable=False, name="adv_epsilon_scale"
@@ -144,7 +149,7 @@ class AdversarialModel(keras.Model):
         self.adv_loss_tracker = keras.metrics.Mean(name="adv_loss")
         self.clean_loss_tracker = keras.metrics.Mean(name="clean_loss")
         self.adv_compile_metrics = None
-        self.shared_pass = bool(shared_pass)
+        self.shared_pass = validation.check_bool(shared_pass, "shared_pass")
         self._adversarial_batch_only = False  # inside a step without clean pass
 
     @functools.cached_property  # in __dict__: not tracked as a layer again
@@ -208,7 +213,9 @@ class AdversarialModel(keras.Model):
 
     @evaluate_adversarial.setter
     def evaluate_adversarial(self, value):
-        self._evaluate_adversarial = bool(value)
+        self._evaluate_adversarial = validation.check_bool(
+            value, "evaluate_adversarial"
+        )
         self.test_function = None  # its metrics differ: compile it again
 
     def evaluate(self, *args, **kwargs):

@@ -2,15 +2,20 @@
 MNIST / Fashion-MNIST / CIFAR-10, and `.npz` files.
 
 Every loader returns `(x_train, y_train), (x_test, y_test)` with `x` float32
-in [0, 1] and a channel axis, `y` int32 class labels.
+in [0, 1] and a channel axis, `y` int32 class labels. The data are checked
+once, up front, and refused with the fix when they do not fit; `fingerprint`
+identifies a dataset by its content.
 """
 
 import gzip
+import hashlib
 import os
+import zipfile
 
 import numpy as np
 
 DATASETS = ("digits", "fashion_mnist", "mnist", "cifar10")
+_NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 # Debian's dataset-fashion-mnist package: the files Keras would download.
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 _IDX_FILES = (
@@ -75,28 +80,124 @@ def load(name, seed=0, fashion_mnist_dir=FASHION_MNIST_DIR):
     )
 
 
-def _scale(x, y):
-    x = np.asarray(x)
+def fingerprint(data):
+    """The SHA-256 of a dataset's arrays (dtype, shape and bytes), as hex.
+
+    Identifies the data by content: the same path with other contents, or
+    another version of a built-in dataset, gives another fingerprint.
+    """
+    digest = hashlib.sha256()
+    for split in data:
+        for array in split:
+            array = np.ascontiguousarray(array)
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
+
+
+def _scale(x, y, split, source):
+    """Pixels to float32 in [0, 1], labels to int32 ids; refuses what does not fit.
+
+    The scale follows the dtype, never the values: integer pixels are
+    divided by 255, floats are taken as they are and must lie in [0, 1].
+    """
+    x, y = np.asarray(x), np.asarray(y)
+    where = f"x_{split} in {source}"
     if x.ndim == 3:
         x = x[..., None]
-    if np.issubdtype(x.dtype, np.integer) or x.max() > 1.0:
+    if len(x) == 0:
+        raise ValueError(f"{where} is empty: each split needs at least one example.")
+    if np.issubdtype(x.dtype, np.integer):
+        low, high = int(x.min()), int(x.max())
+        if low < 0 or high > 255:
+            raise ValueError(
+                f"{where} holds integers in [{low}, {high}]; integer pixels must be "
+                "in [0, 255] (they are divided by 255). Save floats in [0, 1] instead."
+            )
         x = x.astype("float32") / 255.0
-    return x.astype("float32"), np.asarray(y).reshape(-1).astype("int32")
+    elif np.issubdtype(x.dtype, np.floating):
+        x = x.astype("float32")
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"{where} holds NaN or Inf values; remove or impute them.")
+        low, high = float(x.min()), float(x.max())
+        if low < 0.0 or high > 1.0:
+            raise ValueError(
+                f"{where} holds floats in [{low:g}, {high:g}]; keras-adv's budgets "
+                "are on the scale [0, 1]. Save uint8 pixels in [0, 255] (divided "
+                "by 255 on load) or floats scaled to [0, 1]."
+            )
+    else:
+        raise ValueError(f"{where} has dtype {x.dtype}; pixels must be numbers.")
+    return x, _labels(y, len(x), split, source)
+
+
+def _labels(y, count, split, source):
+    where = f"y_{split} in {source}"
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.reshape(-1)
+    if y.ndim != 1 or len(y) != count:
+        raise ValueError(
+            f"{where} must hold one class id per example: shape ({count},). "
+            f"Received shape {y.shape}."
+        )
+    if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
+        raise ValueError(f"{where} has dtype {y.dtype}; class ids must be integers.")
+    if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+        raise ValueError(
+            f"{where} holds fractional or non-finite labels; class ids "
+            "must be whole numbers 0, 1, 2, ..."
+        )
+    if y.min() < 0:
+        raise ValueError(
+            f"{where} holds negative labels ({y.min():g}); class ids "
+            "must be 0, 1, 2, ..."
+        )
+    return y.astype("int32")
+
+
+def check_splits(train, test, source):
+    """Refuses a train and a test split that do not belong to one model."""
+    if train[0].shape[1:] != test[0].shape[1:]:
+        raise ValueError(
+            f"The splits of {source} have different example shapes: train "
+            f"{train[0].shape[1:]}, test {test[0].shape[1:]}."
+        )
+    classes = int(train[1].max()) + 1
+    if int(test[1].max()) >= classes:
+        raise ValueError(
+            f"y_test in {source} holds label {int(test[1].max())}, but the "
+            f"training labels stop at {classes - 1}: a model trained on them "
+            "cannot output it."
+        )
+    return train, test
 
 
 def _load_npz(path):
     if not os.path.isfile(path):
         raise ValueError(f"Argument `name` names no file: {path!r} does not exist.")
+    source = repr(path)
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{source} is not an .npz archive (not a zip file). Write one with "
+            "numpy.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)."
+        )
     with np.load(path) as data:
-        missing = {"x_train", "y_train", "x_test", "y_test"} - set(data.files)
+        missing = set(_NPZ_KEYS) - set(data.files)
         if missing:
             raise ValueError(
-                f"The .npz file {path!r} lacks {sorted(missing)}; it needs "
+                f"The .npz file {source} lacks {sorted(missing)}; it needs "
                 "x_train, y_train, x_test and y_test."
             )
-        train = _scale(data["x_train"], data["y_train"])
-        test = _scale(data["x_test"], data["y_test"])
-    return train, test
+        try:
+            arrays = {key: data[key] for key in _NPZ_KEYS}
+        except (ValueError, OSError, zipfile.BadZipFile) as error:
+            raise ValueError(
+                f"The .npz file {source} cannot be read as numeric arrays "
+                f"({error.__class__.__name__}); save plain NumPy number arrays."
+            ) from None
+    train = _scale(arrays["x_train"], arrays["y_train"], "train", source)
+    test = _scale(arrays["x_test"], arrays["y_test"], "test", source)
+    return check_splits(train, test, source)
 
 
 def _has_idx_files(directory):
@@ -118,7 +219,10 @@ def _load_idx(directory):
     x_train, y_train, x_test, y_test = (
         _read_idx(os.path.join(directory, name)) for name in _IDX_FILES
     )
-    return _scale(x_train, y_train), _scale(x_test, y_test)
+    source = f"the IDX files in {directory}"
+    return _scale(x_train, y_train, "train", source), _scale(
+        x_test, y_test, "test", source
+    )
 
 
 def _load_keras(name):
@@ -138,4 +242,5 @@ def _load_keras(name):
             "downloaded on first use into ~/.keras/datasets, which needs the "
             f"network.{hint} Or save the arrays to an .npz file and pass its path."
         ) from None
-    return _scale(*train), _scale(*test)
+    source = f"keras.datasets.{name}"
+    return _scale(*train, "train", source), _scale(*test, "test", source)

@@ -2,6 +2,7 @@
 
 import weakref
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -68,6 +69,7 @@ class ProbeSet:
                 "Argument `data` must have float inputs (attacks differentiate "
                 f"with respect to them). Received: x of dtype {self.x.dtype}"
             )
+        self.x = self.x.astype(keras.backend.floatx(), copy=False)
         if not np.all(np.isfinite(self.x)):
             raise ValueError(
                 "Argument `data` holds NaN or Inf inputs; a probe set must be "

@@ -102,7 +102,7 @@ class APGD(Attack):
         self.rho = validation.check_positive(rho, "rho")
         if self.rho > 1:
             raise ValueError(f"Argument `rho` must be in (0, 1]. Received: rho={rho}")
-        self.random_start = bool(random_start)
+        self.random_start = validation.check_bool(random_start, "random_start")
         if self.restarts > 1 and not self.random_start:
             raise ValueError(
                 "Argument `restarts` above 1 needs `random_start=True`. "

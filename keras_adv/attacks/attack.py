@@ -58,7 +58,7 @@ class Attack:
         self.epsilon = validation.check_epsilon(epsilon)
         self.norm = norms.check_norm(norm)
         self.clip = validation.check_clip(clip)
-        self.targeted = bool(targeted)
+        self.targeted = validation.check_bool(targeted, "targeted")
         if loss is not None and not callable(loss) and loss not in losses.NAMED:
             raise ValueError(
                 f"Argument `loss` must be None, one of {sorted(losses.NAMED)} or a "
@@ -102,7 +102,11 @@ class Attack:
             num_classes = forward(x).shape[-1]
             validation.check_concrete_inputs(x, y, num_classes, self.clip)
         epsilon = self.epsilon if epsilon is None else epsilon
-        return ops.stop_gradient(self.perturb(forward, x, y, epsilon))
+        dtype = keras.backend.standardize_dtype(x.dtype)
+        if dtype != keras.backend.floatx():  # float64 or float16 inputs
+            x = ops.cast(x, keras.backend.floatx())
+        x_adv = ops.cast(self.perturb(forward, x, y, epsilon), dtype)
+        return ops.stop_gradient(x_adv)
 
     def perturb(self, forward, x, y, epsilon):
         """The algorithm: `x_adv` within `epsilon` of `x`. Subclasses implement it."""

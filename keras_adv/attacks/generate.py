@@ -31,6 +31,21 @@ def _compiled(attack, model):
     return per_model[model]
 
 
+def _standard(x, y):
+    """`(x, y)` as the compiled attack takes them, whatever the caller's dtypes.
+
+    Float inputs of any precision (NumPy's default float64, float16) are
+    attacked in Keras's float type, and a column of class ids `(n, 1)` is
+    flattened, so that one compiled attack serves every call.
+    """
+    x, y = ops.convert_to_numpy(x), ops.convert_to_numpy(y)
+    if validation.is_float(x):
+        x = x.astype(keras.backend.floatx(), copy=False)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.reshape(-1)
+    return x, y
+
+
 def _batches(x, y, batch_size):
     """Yields `(x, y)` NumPy batches from arrays or an iterable of batches."""
     if hasattr(x, "shape"):
@@ -39,7 +54,7 @@ def _batches(x, y, batch_size):
                 "Argument `y` is required when `x` is an array (labels, or "
                 "targets for a targeted attack). Received: y=None"
             )
-        x, y = ops.convert_to_numpy(x), ops.convert_to_numpy(y)
+        x, y = _standard(x, y)
         if len(x) != len(y):
             raise ValueError(
                 "Arguments `x` and `y` must hold the same number of examples. "
@@ -59,7 +74,7 @@ def _batches(x, y, batch_size):
                 "Argument `x` must yield (x, y) batches when it is a dataset. "
                 f"Received a batch of type {type(batch).__name__}"
             )
-        yield ops.convert_to_numpy(batch[0]), ops.convert_to_numpy(batch[1])
+        yield _standard(batch[0], batch[1])
 
 
 def _pad(array, size):
@@ -82,6 +97,8 @@ def generate(attack, model, x, y=None, batch_size=128, epsilon=None):
     budget = np.asarray(epsilon, "float32")  # a tensor: no recompile per value
     run = num_classes = None
     results = []
+    # The result has the caller's NumPy float dtype.
+    dtype = keras.backend.standardize_dtype(x.dtype) if hasattr(x, "dtype") else None
     for x_batch, y_batch in _batches(x, y, batch_size):
         validation.check_static_inputs(x_batch, y_batch)
         if run is None:  # first batch: builds the model, fixes the batch shape
@@ -100,4 +117,7 @@ def generate(attack, model, x, y=None, batch_size=128, epsilon=None):
         results.append(ops.convert_to_numpy(x_adv)[:n])
     if not results:
         raise ValueError("Argument `x` must hold at least one example. Received none.")
-    return np.concatenate(results).astype(results[0].dtype, copy=False)
+    x_adv = np.concatenate(results)
+    if dtype in ("float16", "float32", "float64"):
+        x_adv = x_adv.astype(dtype, copy=False)
+    return x_adv

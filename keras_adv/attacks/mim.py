@@ -63,7 +63,7 @@ class MIM(Attack):
         self.step_size = validation.check_positive(
             step_size, "step_size", allow_none=True
         )
-        self.random_start = bool(random_start)
+        self.random_start = validation.check_bool(random_start, "random_start")
 
     def perturb(self, forward, x, y, epsilon):
         objective = self.objective(forward, y)

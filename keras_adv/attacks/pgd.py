@@ -69,7 +69,7 @@ class PGD(Attack):
         self.step_size = validation.check_positive(
             step_size, "step_size", allow_none=True
         )
-        self.random_start = bool(random_start)
+        self.random_start = validation.check_bool(random_start, "random_start")
         self.restarts = validation.check_positive(restarts, "restarts", integer=True)
         if self.restarts > 1 and not self.random_start:
             raise ValueError(

@@ -57,8 +57,10 @@ class CatastrophicOverfittingGuard(keras.callbacks.Callback):
         self.threshold = float(threshold)
         self.fgsm = FGSM(validation.check_epsilon(epsilon))
         self.pgd = PGD(epsilon, steps=pgd_steps, seed=seed)
-        self.stop = bool(stop_training)
-        self.restore_best_weights = bool(restore_best_weights)
+        self.stop = validation.check_bool(stop_training, "stop_training")
+        self.restore_best_weights = validation.check_bool(
+            restore_best_weights, "restore_best_weights"
+        )
         self.fgsm_metric = adv_metrics.RobustAccuracy(name="fgsm_accuracy")
         self.pgd_metric = adv_metrics.RobustAccuracy(name="pgd_accuracy")
         self.fired_epochs = []
