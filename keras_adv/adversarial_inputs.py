@@ -57,6 +57,13 @@ class AdversarialInputs:
         flat_adv = attack_fn(lambda f: forward(rebuild(f)), flat)
         return rebuild(flat_adv)
 
+    def select(self, x):
+        """The inputs of `x` that `apply` perturbs, as a list (maybe empty)."""
+        if not isinstance(x, (dict, list, tuple)):
+            return [x] if hasattr(x, "dtype") and is_float(x) else []
+        leaves, keys = _leaves_and_keys(x)
+        return [leaves[i] for i in self._choose(leaves, keys)]
+
     def _check_single(self, x):
         if self.names:
             raise ValueError(

@@ -1,6 +1,7 @@
 """`AdversarialModel`: adversarial training as a drop-in for `keras.Model`."""
 
 import functools
+import inspect
 
 import keras
 from keras import ops
@@ -9,13 +10,18 @@ from keras_adv import adversarial_graph as graph
 from keras_adv import backend
 from keras_adv import objectives
 from keras_adv import shared_pass as shared_pass_module
+from keras_adv import training_data_check
 from keras_adv import validation
 from keras_adv.adversarial_inputs import AdversarialInputs
 from keras_adv.adversarial_metrics import adversarial_counterparts
 from keras_adv.attacks.attack import Attack
+from keras_adv.attacks.attack import deserialize
 from keras_adv.epsilon_schedule import EpsilonSchedule
 
 _SEED_KEY = "attack_seed_state"
+_FIT_SIGNATURE = inspect.signature(keras.Model.fit).replace(
+    parameters=list(inspect.signature(keras.Model.fit).parameters.values())[1:]
+)
 _ADV_ARGS = (
     "attack",
     "objective",
@@ -218,18 +224,41 @@ class AdversarialModel(keras.Model):
         )
         self.test_function = None  # its metrics differ: compile it again
 
-    def evaluate(self, *args, **kwargs):
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        if not getattr(self, "_data_checked", False):  # fit checked its own
+            x, y = self._checked(x, y)
         self._clean_evaluation = not self.evaluate_adversarial
         try:
-            return super().evaluate(*args, **kwargs)
+            return super().evaluate(x, y, *args, **kwargs)
         finally:
             self._clean_evaluation = False
 
-    def fit(self, *args, callbacks=None, **kwargs):
-        callbacks = list(callbacks or [])
+    def fit(self, x=None, y=None, *args, **kwargs):
+        arguments = _FIT_SIGNATURE.bind(x, y, *args, **kwargs).arguments
+        arguments["x"], arguments["y"] = self._checked(x, y)
+        validation_data = arguments.get("validation_data")
+        if isinstance(validation_data, (tuple, list)):
+            checked = self._checked(*validation_data[:2])
+            arguments["validation_data"] = (*checked, *validation_data[2:])
+        elif validation_data is not None:
+            arguments["validation_data"] = self._checked(validation_data, None)[0]
+        callbacks = list(arguments.get("callbacks") or [])
         if self.schedule.active:
             callbacks.insert(0, self.schedule.callback(self.epsilon_scale))
-        return super().fit(*args, callbacks=callbacks, **kwargs)
+        arguments["callbacks"] = callbacks
+        self._data_checked = True
+        try:
+            return super().fit(**arguments)
+        finally:
+            self._data_checked = False
+
+    def _checked(self, x, y):
+        """`(x, y)` checked against the attack's threat model, once per call
+        (see `training_data_check`); a generator comes back as an equal one."""
+        sample, x = training_data_check.peek(x, y)
+        if sample is not None:
+            training_data_check.check(self, *sample, self.inputs_to_perturb)
+        return x, y
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         # Keras builds compiled metrics here, before any step is traced (and
@@ -394,11 +423,9 @@ class AdversarialModel(keras.Model):
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
         adv = {key: config.pop(key) for key in _ADV_ARGS if key in config}
-        adv["attack"] = keras.saving.deserialize_keras_object(
-            adv["attack"], custom_objects=custom_objects
-        )
-        adv["objective"] = keras.saving.deserialize_keras_object(
-            adv["objective"], custom_objects=custom_objects
+        adv["attack"] = deserialize(adv["attack"], "the attack", custom_objects)
+        adv["objective"] = deserialize(
+            adv["objective"], "the objective", custom_objects
         )
         inputs, outputs = graph.functional_from_config(config, custom_objects)
         return cls(inputs, outputs, name=config.get("name"), **adv)

@@ -138,6 +138,8 @@ def evaluate_robustness(
     batch_size = validation.check_positive(batch_size, "batch_size", integer=True)
     limit = 2**62 if max_examples is None else max_examples
     probe = ProbeSet(data, max_examples=limit, batch_size=batch_size)
+    for clip in {attack.clip for attack in named.values()}:  # at epsilon 0 too
+        probe.check_range(clip)
     outcomes = Outcomes(model, probe.x, probe.y, batch_size)
     correct = {
         name: [outcomes.correct(attack, eps) for eps in epsilons]

@@ -81,6 +81,14 @@ class ProbeSet:
     def __len__(self):
         return len(self.x)
 
+    def check_range(self, clip):
+        """Refuses examples outside `clip`, the valid range of an attack to run.
+
+        An attack projects its result into `clip`, so examples outside it
+        would be "perturbed" by the rescaling, not by the attack.
+        """
+        validation.check_value_range(self.x, clip, "data")
+
     def evaluate(self, model, attack, metrics, epsilon=None, return_hits=False):
         """Attacks the probe set and returns `{metric name: value}`.
 

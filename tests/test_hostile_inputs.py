@@ -13,6 +13,10 @@ from keras_adv import FGSM
 from keras_adv import PGD
 from keras_adv import AdversarialModel
 from keras_adv import data
+from keras_adv import evaluate_robustness
+from keras_adv import training_data_check
+from keras_adv import validation
+from keras_adv.callbacks import AdversarialMonitor
 
 
 def dense(classes=3, features=4, seed=0):
@@ -73,8 +77,9 @@ def test_any_float_precision_is_attacked_and_returned_in_it(dtype):
         x_adv = attack.generate(model, x.astype(dtype), y)
         assert x_adv.dtype == dtype
         assert np.abs(x_adv.astype("float32") - x).max() <= 0.1 + 2e-3
-        tensor_adv = attack(lambda v: model(v), x.astype(dtype), y)
-        assert keras.backend.standardize_dtype(tensor_adv.dtype) == dtype
+        tensor = keras.ops.convert_to_tensor(x.astype(dtype))  # JAX: no float64
+        tensor_adv = attack(lambda v: model(v), tensor, y)
+        assert tensor_adv.dtype == tensor.dtype
 
 
 def test_one_attack_serves_label_columns_and_vectors_in_turn():
@@ -95,6 +100,132 @@ def test_one_hot_labels_of_the_wrong_width_are_refused_up_front():
     np.testing.assert_allclose(  # the right width works and equals class ids
         FGSM(0.1).generate(model, x, np.eye(3)[y]), FGSM(0.1).generate(model, x, y)
     )
+
+
+# Inputs outside the attack's valid range: refused on every path, checked once
+# per fit or dataset (the steps never see values).
+
+RANGE = "outside the valid input range clip=\\(0.0, 1.0\\)"
+
+
+def compiled(model):
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def adversarial():
+    return compiled(AdversarialModel(model=dense(), attack=FGSM(0.1)))
+
+
+def batches(x, y, size=8):
+    for start in range(0, len(x), size):
+        yield x[start : start + size], y[start : start + size]
+
+
+class Batches(keras.utils.PyDataset):
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.x) // 8
+
+    def __getitem__(self, i):
+        return self.x[8 * i : 8 * i + 8], self.y[8 * i : 8 * i + 8]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "fit arrays",
+        "fit generator",
+        "fit PyDataset",
+        "fit validation_data",
+        "evaluate arrays",
+        "evaluate generator",
+        "monitor",
+        "evaluate_robustness at epsilon 0",
+    ],
+)
+def test_inputs_on_the_wrong_scale_are_refused_on_every_path(path):
+    x, y = xy()
+    pixels = x * 255
+    with pytest.raises(ValueError, match=RANGE):
+        if path == "fit arrays":
+            adversarial().fit(pixels, y, epochs=1, verbose=0)
+        elif path == "fit generator":
+            adversarial().fit(batches(pixels, y), epochs=1, verbose=0)
+        elif path == "fit PyDataset":
+            adversarial().fit(Batches(pixels, y), epochs=1, verbose=0)
+        elif path == "fit validation_data":
+            adversarial().fit(x, y, validation_data=(pixels, y), verbose=0)
+        elif path == "evaluate arrays":
+            adversarial().evaluate(pixels, y, verbose=0)
+        elif path == "evaluate generator":
+            adversarial().evaluate(batches(pixels, y), verbose=0)
+        elif path == "monitor":
+            compiled(dense()).fit(
+                x, y, verbose=0, callbacks=[AdversarialMonitor((pixels, y))]
+            )
+        else:
+            evaluate_robustness(
+                dense(), (pixels, y), epsilons=[0.0], attacks=[FGSM(0.1)], checks=False
+            )
+
+
+def test_a_tf_data_pipeline_is_checked_by_its_first_batch():
+    tf = pytest.importorskip("tensorflow")
+    x, y = xy()
+    dataset = tf.data.Dataset.from_tensor_slices((x * 255, y)).batch(8)
+    with pytest.raises(ValueError, match=RANGE):
+        adversarial().fit(dataset, epochs=1, verbose=0)
+    good = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    assert len(adversarial().fit(good, epochs=2, verbose=0).history["loss"]) == 2
+
+
+def test_a_checked_generator_still_yields_every_batch():
+    x, y = xy(n=32)
+    model = adversarial()
+    seen = []
+
+    def counting():
+        for batch in batches(x, y):
+            seen.append(len(batch[0]))
+            yield batch
+
+    model.fit(counting(), epochs=1, steps_per_epoch=4, verbose=0)
+    assert seen == [8, 8, 8, 8]
+
+
+def test_labels_the_model_cannot_output_are_refused_before_training():
+    x, y = xy(classes=3)
+    for labels, match in ((y - 1, r"labels in \[0, 2\]"), (y + 3, r"\[0, 2\]")):
+        with pytest.raises(ValueError, match=match):
+            adversarial().fit(x, labels, epochs=1, verbose=0)
+
+
+def test_unperturbed_integer_inputs_are_not_range_checked():
+    from conftest import dict_input_model
+
+    model, _, x, y = dict_input_model(FGSM(0.1))
+    compiled(model).fit(x, y, epochs=1, verbose=0)  # ids 0..9 are not perturbed
+    x["image"] = x["image"] * 255
+    with pytest.raises(ValueError, match=RANGE):
+        model.fit(x, y, epochs=1, verbose=0)
+
+
+def test_the_range_check_runs_once_per_fit_not_per_step(monkeypatch):
+    calls = []
+    check = validation.check_value_range
+    monkeypatch.setattr(
+        validation,
+        "check_value_range",
+        lambda *a, **k: calls.append(1) or check(*a, **k),
+    )
+    x, y = xy(n=64)
+    adversarial().fit(x, y, batch_size=8, epochs=3, validation_data=(x, y), verbose=0)
+    assert len(calls) == 2  # the training and the validation inputs, once each
+    assert training_data_check.peek(None) == (None, None)
 
 
 # Data files: the scale follows the dtype, never a guess per split; labels,
@@ -190,3 +321,33 @@ def test_a_fingerprint_changes_with_the_content_only(tmp_path):
     assert data.fingerprint(first) == data.fingerprint(same)
     assert data.fingerprint(first) != data.fingerprint(other)
     assert len(data.fingerprint(first)) == 64
+
+
+# Loading: a saved model that needs an unregistered object says which, and how.
+
+
+def unregistered_loss(y_true, y_pred):
+    return keras.losses.sparse_categorical_crossentropy(y_true, y_pred, True)
+
+
+class UnregisteredPGD(PGD):
+    pass
+
+
+@pytest.mark.parametrize(
+    "attack, name",
+    [
+        (PGD(0.1, steps=2, loss=unregistered_loss), "unregistered_loss"),
+        (UnregisteredPGD(0.1, steps=2), "UnregisteredPGD"),
+    ],
+)
+def test_a_model_needing_an_unregistered_object_names_it(tmp_path, attack, name):
+    model = compiled(AdversarialModel(model=dense(), attack=attack))
+    model.fit(*xy(n=8), verbose=0)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    with pytest.raises(ValueError, match=f"'{name}'.*register_keras_serializable"):
+        keras.saving.load_model(path)
+    custom = {name: unregistered_loss if "loss" in name else UnregisteredPGD}
+    loaded = keras.saving.load_model(path, custom_objects=custom)
+    assert type(loaded.attack).__name__ == type(attack).__name__

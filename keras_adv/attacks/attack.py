@@ -241,7 +241,7 @@ class Attack:
     def from_config(cls, config):
         config = dict(config)
         if config.get("loss") is not None:
-            config["loss"] = keras.saving.deserialize_keras_object(config["loss"])
+            config["loss"] = deserialize(config["loss"], "the attack's loss")
         if config.get("clip") is not None:
             config["clip"] = tuple(config["clip"])
         return cls(**config)
@@ -249,3 +249,24 @@ class Attack:
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
+
+
+def deserialize(config, what, custom_objects=None):
+    """`keras.saving.deserialize_keras_object`, failing in one line that names
+    the object a saved model needs and how to make it loadable."""
+    try:
+        return keras.saving.deserialize_keras_object(
+            config, custom_objects=custom_objects
+        )
+    except TypeError:
+        if not isinstance(config, dict):
+            raise
+        inner = config.get("config")
+        name = inner if isinstance(inner, str) else config.get("class_name")
+        raise ValueError(
+            f"Cannot rebuild {what} {name!r}: it is not registered with Keras. "
+            "Decorate its definition with "
+            "@keras.saving.register_keras_serializable() and import it before "
+            "loading, or pass keras.saving.load_model(path, "
+            f"custom_objects={{{name!r}: {name}}})."
+        ) from None

@@ -31,7 +31,8 @@ class AdversarialMonitor(keras.callbacks.Callback):
 
     Args:
         data: the probe set: an `(x, y)` pair, or a `tf.data.Dataset` of
-            `(x, y)` batches; inputs on the attack's `clip` scale.
+            `(x, y)` batches; inputs inside the attack's `clip` (refused
+            otherwise).
         attack: the attack to run. Defaults to `None`: the model's own attack
             if it is an `AdversarialModel`, else `FGSM(epsilon)`.
         epsilon: the FGSM budget when no attack is given. Defaults to 0.03.
@@ -111,8 +112,7 @@ class AdversarialMonitor(keras.callbacks.Callback):
         for metric, _ in self.metrics:
             if hasattr(metric, "from_logits") and metric.from_logits is None:
                 metric.from_logits = from_logits
-        self._attack_in_use = (
-            self.attack
-            or own_attack(model)
-            or FGSM(self.epsilon, from_logits=from_logits)
-        )
+        attack = self.attack or own_attack(model)
+        attack = attack or FGSM(self.epsilon, from_logits=from_logits)
+        self.probe.check_range(attack.clip)
+        self._attack_in_use = attack
