@@ -1,7 +1,8 @@
 """The `keras-adv` command: parses arguments and calls the library.
 
-Subcommands: `sweep` (the main job), `train`, `evaluate`. Bad input ends with
-one line on stderr and exit status 2, never a traceback.
+Subcommands: `sweep` (the main job), `train`, `evaluate`. Bad input (a flag,
+a config value, a data or model file, a results folder) ends with one line
+on stderr and exit status 2; a bug in keras-adv keeps its traceback.
 """
 
 import argparse
@@ -9,6 +10,8 @@ import os
 import sys
 
 from keras_adv import __version__
+from keras_adv import cli_options
+from keras_adv.cli_options import UsageError
 
 try:
     import tomllib
@@ -37,10 +40,6 @@ SWEEP_KEYS = {
     "checks": "checks",
 }
 OTHER_KEYS = {"name", "out", "overwrite", "quiet", "quick", "no_checks"}
-
-
-class UsageError(Exception):
-    """Bad input from the command line or a config file: exit status 2."""
 
 
 def _settings_arguments(parser):
@@ -148,15 +147,23 @@ def _read_config(path, allowed):
 
 
 def _options(args, allowed):
-    """Defaults < --quick < config file < flags given on the command line."""
-    options = dict(QUICK) if getattr(args, "quick", False) else {}
-    if args.config:
-        options.update(_read_config(args.config, allowed))
+    """Defaults < --quick < config file < flags given; every value type-checked.
+
+    `quick = true` in the config file counts like `--quick`; `no_checks`
+    (flag or key) turns `checks` off.
+    """
+    config = _read_config(args.config, allowed) if args.config else {}
+    config = {key: cli_options.check(key, v, args.config) for key, v in config.items()}
+    quick = getattr(args, "quick", False) or config.get("quick", False)
+    options = dict(QUICK) if quick else {}
+    options.update(config)
     for key in allowed:
         value = getattr(args, key, None)
         # `is`, not `in (None, False)`: 0 and 0.0 equal False but are values.
         if value is not None and value is not False:
-            options[key] = value
+            options[key] = cli_options.check(key, value)
+    if options.pop("no_checks", False):
+        options["checks"] = False
     return options
 
 
@@ -165,19 +172,25 @@ def _sweep_settings(options, **extra):
     from keras_adv.sweep import SweepSettings
 
     fields = {SWEEP_KEYS[k]: v for k, v in options.items() if k in SWEEP_KEYS}
-    if options.get("no_checks"):
-        fields["checks"] = False
     for key in ("train_epsilons", "attack_epsilons", "attacks"):
         if key in fields:
             fields[key] = tuple(fields[key])
-    return SweepSettings(**{**fields, **extra})
+    try:
+        return SweepSettings(**{**fields, **extra})
+    except ValueError as error:  # the options were checked: a last safeguard
+        raise UsageError(str(error)) from None
 
 
-def _sweep(args, say):
+def _say(options):
+    return (lambda line: None) if options.get("quiet") else print
+
+
+def _sweep(args):
     from keras_adv.report import write_report
     from keras_adv.sweep import run_sweep
 
     options = _options(args, set(SWEEP_KEYS) | OTHER_KEYS)
+    say = _say(options)
     settings = _sweep_settings(options)
     out_dir = os.path.join(options.get("out", "runs"), options.get("name", "default"))
     try:
@@ -195,7 +208,7 @@ def _sweep(args, say):
     results = run_sweep(
         settings,
         out_dir,
-        overwrite=bool(options.get("overwrite")),
+        overwrite=options.get("overwrite", False),
         verbose=0 if options.get("quiet") else 2,
         on_cell=progress,
     )
@@ -210,18 +223,25 @@ def _sweep(args, say):
     say(f"report: {os.path.join(out_dir, 'report.md')}")
 
 
-def _train(args, say):
+def _train(args):
     from keras_adv.data import load
+    from keras_adv.results_store import save_model
     from keras_adv.sweep import train_model
 
     options = _options(args, set(SWEEP_KEYS) | OTHER_KEYS | {"epsilon", "attack"})
+    say = _say(options)
+    folder = os.path.dirname(args.output) or "."
     if not args.output.endswith(".keras"):
         raise UsageError(f"--output must end in .keras; got {args.output}")
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise UsageError(f"--output {args.output}: {folder} is not a writable folder")
     settings = _sweep_settings(options, train_attack=options.get("attack", "pgd7"))
     epsilon = options.get("epsilon", 0.1)
     data = load(settings.dataset, seed=settings.seed)
-    model, seconds = train_model(settings, epsilon, data, 0 if args.quiet else 2)
-    model.save(args.output)
+    model, seconds = train_model(
+        settings, epsilon, data, 0 if options.get("quiet") else 2
+    )
+    save_model(model, args.output)
     accuracy = model.evaluate(*data[1], verbose=0, return_dict=True)
     say(
         f"saved {args.output} ({seconds:.0f} s); test accuracy "
@@ -229,10 +249,30 @@ def _train(args, say):
     )
 
 
-def _evaluate(args, say):
-    import warnings
+def _load_model(path):
+    """The `.keras` model at `path`, or one line saying why it is not one."""
+    import zipfile
 
     import keras
+
+    if not path.endswith(".keras") or not os.path.isfile(path):
+        raise UsageError(f"{path} is not a .keras model file")
+    if not zipfile.is_zipfile(path):
+        raise UsageError(
+            f"{path} is damaged: not a zip archive, as every .keras file is "
+            "(was it fully written?). Save or copy the model again."
+        )
+    try:
+        return keras.saving.load_model(path)
+    except Exception as error:  # a damaged or foreign archive, missing objects
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise UsageError(
+            f"cannot load {path}: {type(error).__name__}: {first}"
+        ) from None
+
+
+def _evaluate(args):
+    import warnings
 
     from keras_adv.data import load
     from keras_adv.evaluation import RobustnessWarning
@@ -240,24 +280,24 @@ def _evaluate(args, say):
     from keras_adv.sweep import make_attack
 
     options = _options(args, {"dataset", "seed", "max_test_examples", "quiet"})
-    if not args.model.endswith(".keras") or not os.path.isfile(args.model):
-        raise UsageError(f"{args.model} is not a .keras model file")
+    say = _say(options)
     seed = options.get("seed", 0)
+    epsilons = cli_options.check("epsilons", args.epsilons)
     if args.attacks == ["autoattack"]:
         attacks = "autoattack"
     else:
-        attacks = {name: make_attack(name, 0.0, seed) for name in args.attacks}
-    try:
-        model = keras.saving.load_model(args.model)
-    except Exception as error:  # a damaged or foreign file
-        raise UsageError(f"cannot load {args.model}: {error}") from None
-    _, test = load(options.get("dataset", "digits"), seed=seed)
+        names = cli_options.check("attacks", args.attacks)
+        attacks = {name: make_attack(name, 0.0, seed) for name in names}
+    model = _load_model(args.model)
+    dataset = options.get("dataset", "digits")
+    _, test = load(dataset, seed=seed)
+    _check_fits(model, test, args.model, dataset)
     with warnings.catch_warnings():  # the checks are printed below instead
         warnings.simplefilter("ignore", RobustnessWarning)
         result = evaluate_robustness(
             model,
             test,
-            epsilons=args.epsilons,
+            epsilons=epsilons,
             attacks=attacks,
             checks=not args.no_checks,
             max_examples=options.get("max_test_examples", 1000),
@@ -272,24 +312,59 @@ def _evaluate(args, say):
         say(f"check {check.name}: {status}: {check.message}")
 
 
+def _check_fits(model, test, path, dataset):
+    """Refuses a model whose input shape or class count does not fit the data."""
+    inputs = getattr(model, "inputs", None) or []
+    outputs = getattr(model, "outputs", None) or []
+    x, y = test
+    if len(inputs) == 1 and tuple(inputs[0].shape[1:]) != x.shape[1:]:
+        raise UsageError(
+            f"{path} takes inputs of shape {tuple(inputs[0].shape[1:])}, but "
+            f"--dataset {dataset} has {x.shape[1:]}: pass the --dataset it was "
+            "trained on."
+        )
+    if len(outputs) == 1 and outputs[0].shape[-1] <= int(y.max()):
+        raise UsageError(
+            f"{path} has {outputs[0].shape[-1]} outputs, but --dataset {dataset} "
+            f"has labels up to {int(y.max())}: pass the --dataset it was trained on."
+        )
+
+
+# What an interruption leaves behind, said plainly per command.
+INTERRUPTED = {
+    "sweep": "finished cells are saved; rerun the same command to resume",
+    "train": "no model was saved; rerun the command to train again",
+    "evaluate": "nothing was saved; rerun the command to evaluate again",
+}
+
+
 def main(argv=None):
-    """Entry point of `keras-adv` and `python -m keras_adv`; returns the exit code."""
+    """Entry point of `keras-adv` and `python -m keras_adv`; returns the exit code.
+
+    0 on success; 2 for bad input (one line on stderr); 1 when the system
+    refused (a full disk, a permission), one line too; 130 on Ctrl-C. A bug
+    in keras-adv raises, with its traceback.
+    """
+    from keras_adv.data import DataError
+    from keras_adv.results_store import ResultsFolderError
+
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.command is None:
         parser.print_help()
         return 0
-    say = (lambda line: None) if args.quiet else print
     commands = {"sweep": _sweep, "train": _train, "evaluate": _evaluate}
     try:
-        commands[args.command](args, say)
-    except (UsageError, ValueError, OSError) as error:
+        commands[args.command](args)
+    except (UsageError, DataError, ResultsFolderError) as error:
         print(f"keras-adv {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # the system's refusal, not a bug
+        print(f"keras-adv {args.command}: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(
-            "keras-adv: interrupted; finished cells are saved, rerun the same "
-            "command to resume",
+            f"keras-adv {args.command}: interrupted; {INTERRUPTED[args.command]}",
             file=sys.stderr,
         )
         return 130

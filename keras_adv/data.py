@@ -74,10 +74,14 @@ def load(name, seed=0, fashion_mnist_dir=FASHION_MNIST_DIR):
         return _load_idx(fashion_mnist_dir)
     if name in DATASETS:
         return _load_keras(name)
-    raise ValueError(
+    raise DataError(
         f"Argument `name` must be one of {list(DATASETS)} or the path of an .npz "
         f"file with x_train, y_train, x_test, y_test. Received: name={name!r}"
     )
+
+
+class DataError(ValueError):
+    """A dataset that cannot be used as given: the message says what to change."""
 
 
 def fingerprint(data):
@@ -106,11 +110,11 @@ def _scale(x, y, split, source):
     if x.ndim == 3:
         x = x[..., None]
     if len(x) == 0:
-        raise ValueError(f"{where} is empty: each split needs at least one example.")
+        raise DataError(f"{where} is empty: each split needs at least one example.")
     if np.issubdtype(x.dtype, np.integer):
         low, high = int(x.min()), int(x.max())
         if low < 0 or high > 255:
-            raise ValueError(
+            raise DataError(
                 f"{where} holds integers in [{low}, {high}]; integer pixels must be "
                 "in [0, 255] (they are divided by 255). Save floats in [0, 1] instead."
             )
@@ -118,16 +122,16 @@ def _scale(x, y, split, source):
     elif np.issubdtype(x.dtype, np.floating):
         x = x.astype("float32")
         if not np.all(np.isfinite(x)):
-            raise ValueError(f"{where} holds NaN or Inf values; remove or impute them.")
+            raise DataError(f"{where} holds NaN or Inf values; remove or impute them.")
         low, high = float(x.min()), float(x.max())
         if low < 0.0 or high > 1.0:
-            raise ValueError(
+            raise DataError(
                 f"{where} holds floats in [{low:g}, {high:g}]; keras-adv's budgets "
                 "are on the scale [0, 1]. Save uint8 pixels in [0, 255] (divided "
                 "by 255 on load) or floats scaled to [0, 1]."
             )
     else:
-        raise ValueError(f"{where} has dtype {x.dtype}; pixels must be numbers.")
+        raise DataError(f"{where} has dtype {x.dtype}; pixels must be numbers.")
     return x, _labels(y, len(x), split, source)
 
 
@@ -136,19 +140,19 @@ def _labels(y, count, split, source):
     if y.ndim == 2 and y.shape[1] == 1:
         y = y.reshape(-1)
     if y.ndim != 1 or len(y) != count:
-        raise ValueError(
+        raise DataError(
             f"{where} must hold one class id per example: shape ({count},). "
             f"Received shape {y.shape}."
         )
     if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
-        raise ValueError(f"{where} has dtype {y.dtype}; class ids must be integers.")
+        raise DataError(f"{where} has dtype {y.dtype}; class ids must be integers.")
     if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
-        raise ValueError(
+        raise DataError(
             f"{where} holds fractional or non-finite labels; class ids "
             "must be whole numbers 0, 1, 2, ..."
         )
     if y.min() < 0:
-        raise ValueError(
+        raise DataError(
             f"{where} holds negative labels ({y.min():g}); class ids "
             "must be 0, 1, 2, ..."
         )
@@ -158,13 +162,13 @@ def _labels(y, count, split, source):
 def check_splits(train, test, source):
     """Refuses a train and a test split that do not belong to one model."""
     if train[0].shape[1:] != test[0].shape[1:]:
-        raise ValueError(
+        raise DataError(
             f"The splits of {source} have different example shapes: train "
             f"{train[0].shape[1:]}, test {test[0].shape[1:]}."
         )
     classes = int(train[1].max()) + 1
     if int(test[1].max()) >= classes:
-        raise ValueError(
+        raise DataError(
             f"y_test in {source} holds label {int(test[1].max())}, but the "
             f"training labels stop at {classes - 1}: a model trained on them "
             "cannot output it."
@@ -174,24 +178,24 @@ def check_splits(train, test, source):
 
 def _load_npz(path):
     if not os.path.isfile(path):
-        raise ValueError(f"Argument `name` names no file: {path!r} does not exist.")
+        raise DataError(f"Argument `name` names no file: {path!r} does not exist.")
     source = repr(path)
     if not zipfile.is_zipfile(path):
-        raise ValueError(
+        raise DataError(
             f"{source} is not an .npz archive (not a zip file). Write one with "
             "numpy.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)."
         )
     with np.load(path) as data:
         missing = set(_NPZ_KEYS) - set(data.files)
         if missing:
-            raise ValueError(
+            raise DataError(
                 f"The .npz file {source} lacks {sorted(missing)}; it needs "
                 "x_train, y_train, x_test and y_test."
             )
         try:
             arrays = {key: data[key] for key in _NPZ_KEYS}
         except (ValueError, OSError, zipfile.BadZipFile) as error:
-            raise ValueError(
+            raise DataError(
                 f"The .npz file {source} cannot be read as numeric arrays "
                 f"({error.__class__.__name__}); save plain NumPy number arrays."
             ) from None
@@ -237,7 +241,7 @@ def _load_keras(name):
             if name == "fashion_mnist"
             else ""
         )
-        raise ValueError(
+        raise DataError(
             f"Could not load {name!r} through keras.datasets ({error}). It is "
             "downloaded on first use into ~/.keras/datasets, which needs the "
             f"network.{hint} Or save the arrays to an .npz file and pass its path."

@@ -6,8 +6,8 @@ and robust accuracy, measured perturbation norms, prediction drift and flip
 rate; then, per trained model, the worst case over the attacks (an example
 counts as robust only if no attack broke it) and the sanity checks of
 `keras_adv.sanity_checks`. Every finished step is written to `results.json`
-atomically, so an interrupted sweep rerun with the same settings skips what
-is done.
+atomically (`results_store`), so an interrupted sweep rerun with the same
+settings on the same data (identified by content) skips what is done.
 Rendering lives in `report.py`; the command line in `cli.py`.
 """
 
@@ -24,6 +24,7 @@ import keras
 import numpy as np
 
 from keras_adv import __version__
+from keras_adv import results_store
 from keras_adv import sanity_checks
 from keras_adv import validation
 from keras_adv.adversarial_model import AdversarialModel
@@ -33,13 +34,16 @@ from keras_adv.attacks.fgsm import FGSM
 from keras_adv.attacks.mim import MIM
 from keras_adv.attacks.pgd import PGD
 from keras_adv.attacks.square import Square
+from keras_adv.data import fingerprint
 from keras_adv.data import load
 from keras_adv.evaluation import Outcomes
 from keras_adv.probe import ProbeSet
 from keras_adv.probe import standard_metrics
+from keras_adv.results_store import RESULTS
+from keras_adv.results_store import ResultsFolderError
+from keras_adv.results_store import write_json as _write_json
 from keras_adv.zoo import small_cnn
 
-RESULTS = "results.json"
 WORST_CASE = "worst case"  # the attack name of the worst-case cells
 CHECK_TOLERANCE = 0.02  # accuracy difference the sanity checks allow
 
@@ -105,16 +109,6 @@ def make_attack(name, epsilon, seed):
     return APGD(epsilon, steps=count, loss=kind[5:], seed=seed)
 
 
-def _write_json(path, data):
-    """Writes `data` to `path` atomically: a reader sees the old or the new file."""
-    partial = f"{path}.partial"
-    with open(partial, "w") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
-
-
 def _versions():
     backend = keras.backend.backend()
     return {
@@ -133,24 +127,46 @@ def _attack_configs(settings):
     return {name: make_attack(name, 0.0, settings.seed).get_config() for name in names}
 
 
-def _prepare_folder(out_dir, settings, overwrite):
-    """Loads the results of an earlier run of the same settings, or starts anew."""
+def _data_record(settings, data):
+    """What identifies the sweep's data: its name and a hash of its content."""
+    (x_train, _), (x_test, _) = data
+    return {
+        "dataset": settings.dataset,
+        "sha256": fingerprint(data),
+        "train_examples": len(x_train),
+        "test_examples": len(x_test),
+        "input_shape": list(x_train.shape[1:]),
+    }
+
+
+def _prepare_folder(out_dir, settings, data, overwrite):
+    """Loads the results of an earlier run of the same settings and data, or
+    starts anew; `ResultsFolderError` where that would lose or mix results."""
     path = os.path.join(out_dir, RESULTS)
     wanted = dataclasses.asdict(settings)
-    if os.path.exists(path):
-        with open(path) as handle:
-            results = json.load(handle)
-        if _same(results.get("settings"), wanted):
-            return results
-        if not overwrite:
-            raise ValueError(
+    record = _data_record(settings, data)
+    results = results_store.read(out_dir)
+    if results is not None and not overwrite and results_store.holds_work(results):
+        if not _same(results["settings"], wanted):
+            raise ResultsFolderError(
                 f"{out_dir} holds a sweep with other settings; use another --name, "
                 "or pass --overwrite to replace it."
             )
-        shutil.rmtree(os.path.join(out_dir, "models"), ignore_errors=True)
+        before = results.get("data", {}).get("sha256")
+        if before != record["sha256"]:
+            then = f"sha256 {before[:12]}... then" if before else "not recorded"
+            raise ResultsFolderError(
+                f"the data of --dataset {settings.dataset} differ from those that "
+                f"{path} was made with ({then}, {record['sha256'][:12]}... now): "
+                "its cells would mix two datasets. Use another --name, or pass "
+                "--overwrite to redo the sweep on the new data."
+            )
+        return results
+    shutil.rmtree(os.path.join(out_dir, "models"), ignore_errors=True)
     os.makedirs(os.path.join(out_dir, "models"), exist_ok=True)
     results = {
         "settings": wanted,
+        "data": record,
         "attack_configs": _attack_configs(settings),
         "versions": _versions(),
         "training": {},
@@ -204,8 +220,15 @@ def run_sweep(settings, out_dir, overwrite=False, verbose=0, on_cell=None):
         on_cell: called with each newly finished cell (a dict), e.g. to
             print progress. Defaults to `None`.
     """
-    results = _prepare_folder(out_dir, settings, overwrite)
-    data = load(settings.dataset, seed=settings.seed)
+    data = load(settings.dataset, seed=settings.seed)  # checked before any write
+    with results_store.locked(out_dir):
+        results = _prepare_folder(out_dir, settings, data, overwrite)
+        _fill(settings, out_dir, data, results, verbose, on_cell)
+    return results
+
+
+def _fill(settings, out_dir, data, results, verbose, on_cell):
+    """Computes what `results` lacks, writing it after every step."""
     test = ProbeSet(data[1], max_examples=settings.max_test_examples)
     # Cells of an older keras-adv lack per-example results: they are redone.
     results["cells"] = [c for c in results["cells"] if "robust_examples" in c]
@@ -249,7 +272,6 @@ def run_sweep(settings, out_dir, overwrite=False, verbose=0, on_cell=None):
         attacks = {name: attack for name, (attack, _) in tools.items()}
         _add_worst_case_and_checks(settings, model, test, attacks, results, train_eps)
         _write_json(os.path.join(out_dir, RESULTS), results)
-    return results
 
 
 def _pack(flags):
@@ -317,9 +339,7 @@ def _trained_model(settings, eps, data, out_dir, results, verbose):
     if key in results["training"] and os.path.exists(path):
         return keras.saving.load_model(path)
     model, seconds = train_model(settings, eps, data, verbose)
-    partial = f"{path}.partial.keras"
-    model.save(partial)
-    os.replace(partial, path)
+    results_store.save_model(model, path)
     results["training"][key] = {
         "seconds": seconds,
         "model": os.path.relpath(path, out_dir),

@@ -1,3 +1,5 @@
+import contextlib
+import io
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -6,6 +8,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from keras_adv import cli  # noqa: E402
 from keras_adv.data import load_digits  # noqa: E402
 
 
@@ -125,3 +128,23 @@ class GradientMask(keras.layers.Layer):
 def masked(model, input_shape):
     """`model` behind a `GradientMask`: same predictions, zero input gradients."""
     return keras.Sequential([keras.Input(input_shape), GradientMask(), model])
+
+
+def run_cli(*args, cwd=None):
+    """`keras-adv ARGS` in this process: exit code, stdout, stderr.
+
+    In-process, so each call does not pay for importing TensorFlow again;
+    `test_python_dash_m_runs_the_cli` covers the real entry point.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    previous = os.getcwd()
+    try:
+        os.chdir(cwd or previous)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main(list(args))
+            except SystemExit as exit_:  # argparse's own errors
+                code = exit_.code
+    finally:
+        os.chdir(previous)
+    return code, out.getvalue(), err.getvalue()

@@ -1,11 +1,9 @@
-import contextlib
-import io
 import json
-import os
 import subprocess
 import sys
 
 import pytest
+from conftest import run_cli
 
 import keras_adv
 from keras_adv import cli
@@ -41,26 +39,6 @@ def test_python_dash_m_runs_the_cli():
     )
     assert result.returncode == 0
     assert result.stdout.strip() == f"keras-adv {keras_adv.__version__}"
-
-
-def run_cli(*args, cwd=None):
-    """`keras-adv ARGS` in this process: exit code, stdout, stderr.
-
-    In-process, so each call does not pay for importing TensorFlow again;
-    `test_python_dash_m_runs_the_cli` covers the real entry point.
-    """
-    out, err = io.StringIO(), io.StringIO()
-    previous = os.getcwd()
-    try:
-        os.chdir(cwd or previous)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = cli.main(list(args))
-            except SystemExit as exit_:  # argparse's own errors
-                code = exit_.code
-    finally:
-        os.chdir(previous)
-    return code, out.getvalue(), err.getvalue()
 
 
 TINY = [

@@ -76,7 +76,14 @@ def test_an_interrupted_sweep_resumes_without_redoing_cells(tmp_path):
     assert len(again) == 8 - 3 and len(results["cells"]) == 8 + 4  # + worst cases
     assert results["cells"][:3] == seen
     assert results["training"]["0"] == trained["0"]  # the model was not retrained
-    assert not list(tmp_path.glob("**/*.partial*"))
+    files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    assert files == [  # no temporary file left behind
+        ".keras-adv.lock",
+        "models",
+        "models/train_eps_0.1.keras",
+        "models/train_eps_0.keras",
+        "results.json",
+    ]
 
 
 def test_other_settings_are_refused_unless_overwriting(tmp_path):

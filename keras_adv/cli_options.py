@@ -1,0 +1,126 @@
+"""The options of `keras-adv`: one declared type per config key and flag.
+
+A value from a TOML config file or the command line is checked against its
+key's type before anything runs, and refused naming the key (or flag), the
+file, the expected type and the value: `overwrite = "false"` is a string,
+not a boolean, and must never delete a finished sweep.
+"""
+
+import math
+import os
+
+
+class UsageError(Exception):
+    """Bad input from the command line or a config file: exit status 2."""
+
+
+def _boolean(value):
+    if not isinstance(value, bool):
+        raise TypeError("true or false (a TOML boolean, unquoted)")
+    return value
+
+
+def _integer(low):
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise TypeError(f"an integer >= {low}")
+        return value
+
+    return check
+
+
+def _budget(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError("a finite number >= 0")
+    if not math.isfinite(value) or value < 0:
+        raise TypeError("a finite number >= 0")
+    return float(value)
+
+
+def _text(value):
+    if not isinstance(value, str) or not value:
+        raise TypeError("a non-empty string")
+    return value
+
+
+def _list_of(item, example):
+    def check(value):
+        if not isinstance(value, (list, tuple)) or not value:
+            raise TypeError(f"a non-empty list such as {example}")
+        try:
+            return [item(element) for element in value]
+        except TypeError as error:
+            raise TypeError(f"a list of {error} such as {example}") from None
+
+    return check
+
+
+def _choice(*choices):
+    def check(value):
+        if value not in choices:
+            raise TypeError(f"one of {', '.join(map(repr, choices))}")
+        return value
+
+    return check
+
+
+def _folder_name(value):
+    _text(value)
+    parts = value.replace("\\", "/").split("/")
+    if os.path.isabs(value) or len(parts) > 1 or value in (".", ".."):
+        raise TypeError("a folder name inside --out (no '/', '..' or absolute path)")
+    return value
+
+
+def _attack_name(value):
+    _text(value)
+    from keras_adv.sweep import ATTACK_NAMES
+    from keras_adv.sweep import make_attack
+
+    try:
+        make_attack(value, 0.1, 0)
+    except ValueError:
+        raise TypeError(f"an attack name: {ATTACK_NAMES}") from None
+    return value
+
+
+# key -> (type check, the flag that sets it on the command line or None)
+OPTIONS = {
+    "dataset": (_text, "--dataset"),
+    "train_eps": (_list_of(_budget, "[0, 0.1]"), "--train-eps"),
+    "attack_eps": (_list_of(_budget, "[0, 0.1]"), "--attack-eps"),
+    "attacks": (_list_of(_attack_name, '["fgsm", "pgd20"]'), "--attacks"),
+    "train_attack": (_attack_name, "--train-attack"),
+    "objective": (_choice("mixed", "madry", "trades"), "--objective"),
+    "epochs": (_integer(1), "--epochs"),
+    "batch_size": (_integer(1), "--batch-size"),
+    "max_test_examples": (_integer(1), "--max-test-examples"),
+    "seed": (_integer(0), "--seed"),
+    "checks": (_boolean, None),
+    "no_checks": (_boolean, "--no-checks"),
+    "name": (_folder_name, "--name"),
+    "out": (_text, "--out"),
+    "overwrite": (_boolean, "--overwrite"),
+    "quiet": (_boolean, "--quiet"),
+    "quick": (_boolean, "--quick"),
+    "epsilon": (_budget, "--epsilon"),
+    "attack": (_attack_name, "--attack"),
+    "epsilons": (_list_of(_budget, "[0, 0.1]"), "--epsilons"),
+}
+
+
+def check(key, value, config_path=None):
+    """`value` for option `key`, checked; `UsageError` naming the key otherwise.
+
+    Args:
+        key: the option's key (config spelling, e.g. `train_eps`).
+        value: what the config file or the flag gave.
+        config_path: the config file it came from; `None` for a flag.
+    """
+    checker, flag = OPTIONS[key]
+    try:
+        return checker(value)
+    except TypeError as error:
+        where = f"{flag}" if config_path is None else f"{key} in {config_path}"
+        shown = f"{value!r} (a {type(value).__name__})"
+        raise UsageError(f"{where} must be {error}. Received: {shown}") from None
