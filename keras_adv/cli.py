@@ -360,7 +360,8 @@ def main(argv=None):
         print(f"keras-adv {args.command}: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # the system's refusal, not a bug
-        print(f"keras-adv {args.command}: error: {error}", file=sys.stderr)
+        kept = f"; {INTERRUPTED['sweep']}" if args.command == "sweep" else ""
+        print(f"keras-adv {args.command}: error: {error}{kept}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(

@@ -43,14 +43,20 @@ def _text(value):
     return value
 
 
-def _list_of(item, example):
+def _list_of(item, items, example, detail=False):
+    """A check for non-empty lists of `item`; `detail` adds the item's own
+    message (the list of attack names) to a refusal."""
+
     def check(value):
+        expected = f"a non-empty list of {items}, such as {example}"
         if not isinstance(value, (list, tuple)) or not value:
-            raise TypeError(f"a non-empty list such as {example}")
+            raise TypeError(expected)
         try:
             return [item(element) for element in value]
         except TypeError as error:
-            raise TypeError(f"a list of {error} such as {example}") from None
+            raise TypeError(
+                f"{expected}; each {error}" if detail else expected
+            ) from None
 
     return check
 
@@ -84,12 +90,14 @@ def _attack_name(value):
     return value
 
 
+_BUDGETS = _list_of(_budget, "finite numbers >= 0", "[0, 0.1]")
+_ATTACKS = _list_of(_attack_name, "attack names", '["fgsm", "pgd20"]', detail=True)
 # key -> (type check, the flag that sets it on the command line or None)
 OPTIONS = {
     "dataset": (_text, "--dataset"),
-    "train_eps": (_list_of(_budget, "[0, 0.1]"), "--train-eps"),
-    "attack_eps": (_list_of(_budget, "[0, 0.1]"), "--attack-eps"),
-    "attacks": (_list_of(_attack_name, '["fgsm", "pgd20"]'), "--attacks"),
+    "train_eps": (_BUDGETS, "--train-eps"),
+    "attack_eps": (_BUDGETS, "--attack-eps"),
+    "attacks": (_ATTACKS, "--attacks"),
     "train_attack": (_attack_name, "--train-attack"),
     "objective": (_choice("mixed", "madry", "trades"), "--objective"),
     "epochs": (_integer(1), "--epochs"),
@@ -105,7 +113,7 @@ OPTIONS = {
     "quick": (_boolean, "--quick"),
     "epsilon": (_budget, "--epsilon"),
     "attack": (_attack_name, "--attack"),
-    "epsilons": (_list_of(_budget, "[0, 0.1]"), "--epsilons"),
+    "epsilons": (_BUDGETS, "--epsilons"),
 }
 
 

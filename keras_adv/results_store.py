@@ -15,6 +15,7 @@ import tempfile
 
 RESULTS = "results.json"
 _LOCK = ".keras-adv.lock"
+_PARTIAL = ".partial-"  # temporary files start so; stale ones are removed
 # Keys a results file must hold, and what each cell must hold.
 _RESULTS_KEYS = {"settings": dict, "training": dict, "cells": list, "checks": list}
 _CELL_KEYS = ("train_epsilon", "attack", "attack_epsilon")
@@ -26,18 +27,42 @@ class ResultsFolderError(ValueError):
 
 def write_atomically(path, write, mode="w"):
     """Calls `write(handle)` on a temporary file, then moves it onto `path`."""
-    folder, name = os.path.split(path)
-    handle, partial = tempfile.mkstemp(prefix=f".{name}.", dir=folder or ".")
+    partial = _temporary(path)
     try:
-        with os.fdopen(handle, mode) as stream:
+        with open(partial, mode) as stream:
             write(stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(partial, path)
-    except BaseException:
+    except OSError as error:
+        raise _naming(error, path) from None
+    finally:
         with contextlib.suppress(OSError):
             os.remove(partial)
-        raise
+
+
+def _temporary(path, suffix=""):
+    """A new empty file beside `path`, with the permissions a plain `open`
+    would give it (`mkstemp` makes files private)."""
+    folder, name = os.path.split(path)
+    try:
+        handle, partial = tempfile.mkstemp(
+            prefix=f"{_PARTIAL}{name}.", suffix=suffix, dir=folder or "."
+        )
+    except OSError as error:
+        raise _naming(error, path) from None
+    os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(partial, 0o666 & ~umask)
+    return partial
+
+
+def _naming(error, path):
+    """`error` saying which file it concerns (a full disk names none)."""
+    if error.filename is not None or error.errno is None:
+        return error
+    return OSError(error.errno, f"{error.strerror} (writing {path})")
 
 
 def save_model(model, path):
@@ -46,15 +71,12 @@ def save_model(model, path):
     Keras writes by file name, so the model goes to a unique `.keras` name
     beside `path` first, then is moved onto it.
     """
-    handle, partial = tempfile.mkstemp(
-        prefix=f".{os.path.basename(path)}.",
-        suffix=".keras",
-        dir=os.path.dirname(path) or ".",
-    )
-    os.close(handle)
+    partial = _temporary(path, suffix=".keras")
     try:
         model.save(partial)
         os.replace(partial, path)
+    except OSError as error:
+        raise _naming(error, path) from None
     finally:
         with contextlib.suppress(OSError):
             os.remove(partial)
@@ -83,10 +105,18 @@ def locked(folder):
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
+        _remove_partials(folder)  # left by a run killed mid-write
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _remove_partials(folder):
+    for root, _, files in os.walk(folder):
+        for name in files:
+            if name.startswith(_PARTIAL):
+                os.remove(os.path.join(root, name))
 
 
 def read(folder):

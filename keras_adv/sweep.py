@@ -221,6 +221,7 @@ def run_sweep(settings, out_dir, overwrite=False, verbose=0, on_cell=None):
             print progress. Defaults to `None`.
     """
     data = load(settings.dataset, seed=settings.seed)  # checked before any write
+    os.makedirs(out_dir, exist_ok=True)
     with results_store.locked(out_dir):
         results = _prepare_folder(out_dir, settings, data, overwrite)
         _fill(settings, out_dir, data, results, verbose, on_cell)
@@ -253,8 +254,12 @@ def _fill(settings, out_dir, data, results, verbose, on_cell):
             name: (make_attack(name, 0.0, settings.seed), standard_metrics())
             for name in settings.attacks
         }
+        starts = {name: _rng_state(attack) for name, (attack, _) in tools.items()}
         for name, eps in todo:
             attack, metrics = tools[name]
+            # Each cell draws from the attack's initial random state, so a
+            # resumed sweep gives what an uninterrupted one does.
+            attack.seed_generator.state.assign(starts[name])
             values, hits = test.evaluate(
                 model, attack, metrics, epsilon=eps, return_hits=True
             )
@@ -270,8 +275,14 @@ def _fill(settings, out_dir, data, results, verbose, on_cell):
             if on_cell is not None:
                 on_cell(cell)
         attacks = {name: attack for name, (attack, _) in tools.items()}
+        for name, attack in attacks.items():
+            attack.seed_generator.state.assign(starts[name])
         _add_worst_case_and_checks(settings, model, test, attacks, results, train_eps)
         _write_json(os.path.join(out_dir, RESULTS), results)
+
+
+def _rng_state(attack):
+    return keras.ops.convert_to_numpy(attack.seed_generator.state)
 
 
 def _pack(flags):

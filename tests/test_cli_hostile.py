@@ -56,8 +56,8 @@ def finished(tmp_path_factory):
         ("quiet = 1", ["quiet in", "true or false"]),
         ('attacks = "fgsm"', ["attacks in", "list", "'fgsm'"]),
         ("train_eps = 0.1", ["train_eps in", "non-empty list", "0.1"]),
-        ('attack_eps = ["0.1"]', ["attack_eps in", "finite number >= 0"]),
-        ("attack_eps = [nan]", ["attack_eps in", "finite number >= 0"]),
+        ('attack_eps = ["0.1"]', ["attack_eps in", "finite numbers >= 0"]),
+        ("attack_eps = [nan]", ["attack_eps in", "finite numbers >= 0"]),
         ("epochs = 1.5", ["epochs in", "integer >= 1", "1.5"]),
         ("epochs = true", ["epochs in", "integer >= 1"]),
         ("seed = -1", ["seed in", "integer >= 0"]),
@@ -96,7 +96,7 @@ def test_quick_in_a_config_file_counts_like_the_flag(tmp_path):
 @pytest.mark.parametrize(
     "flags, fragments",
     [
-        (["sweep", "--train-eps", "nan"], ["--train-eps", "finite number >= 0"]),
+        (["sweep", "--train-eps", "nan"], ["--train-eps", "finite numbers >= 0"]),
         (["sweep", "--attack-eps", "inf"], ["--attack-eps", "finite"]),
         (["sweep", "--attacks", "pgd0"], ["--attacks", "attack name"]),
         (["train", "--epsilon", "nan", "--output", "m.keras"], ["--epsilon"]),
@@ -259,3 +259,16 @@ def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
     monkeypatch.setattr(sweep, "train_model", bug)
     with pytest.raises(ValueError, match="an internal bug"):
         run_cli("train", "--output", "m.keras", "--epochs", "1", cwd=tmp_path)
+
+
+def test_temporary_files_of_a_killed_run_are_removed_by_the_next(tmp_path):
+    stale = [tmp_path / ".partial-results.json.x1", tmp_path / "models"]
+    stale[1].mkdir()
+    stale.append(stale[1] / ".partial-train_eps_0.keras.x2.keras")
+    for path in (stale[0], stale[2]):
+        path.write_text("half")
+    kept = tmp_path / "notes.txt"
+    kept.write_text("mine")
+    with results_store.locked(str(tmp_path)):
+        pass
+    assert not stale[0].exists() and not stale[2].exists() and kept.exists()

@@ -1,6 +1,7 @@
 """`run_sweep`: the grid, resuming after an interruption, refusing other settings."""
 
 import json
+import os
 
 import pytest
 
@@ -17,6 +18,12 @@ TINY = dict(
     max_test_examples=64,
     checks=False,  # the checks' extra attacks cost time; one test turns them on
 )
+
+
+def umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 class Stop(Exception):
@@ -84,6 +91,12 @@ def test_an_interrupted_sweep_resumes_without_redoing_cells(tmp_path):
         "models/train_eps_0.keras",
         "results.json",
     ]
+    assert oct((tmp_path / RESULTS).stat().st_mode & 0o777) == oct(0o666 & ~umask())
+    # the same cells as an uninterrupted sweep: pgd3's random starts in the
+    # resumed cell do not depend on the cells run before it
+    whole = run_sweep(SweepSettings(**TINY), tmp_path / "whole")
+    key = lambda c: (c["train_epsilon"], c["attack"], c["attack_epsilon"])  # noqa: E731
+    assert sorted(results["cells"], key=key) == sorted(whole["cells"], key=key)
 
 
 def test_other_settings_are_refused_unless_overwriting(tmp_path):
