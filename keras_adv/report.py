@@ -8,6 +8,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from keras_adv.results_store import write_atomically  # noqa: E402
+
 COLUMNS = (
     "train_epsilon",
     "attack",
@@ -45,23 +47,31 @@ def _last_attack(attacks):
 
 
 def write_report(results, out_dir):
-    """Writes `results.csv`, `report.md` and the PNG figures into `out_dir`."""
-    _write_csv(results, os.path.join(out_dir, "results.csv"))
+    """Writes `results.csv`, `report.md` and the PNG figures into `out_dir`,
+    each replaced whole (see `results_store.write_atomically`)."""
+    write_atomically(os.path.join(out_dir, "results.csv"), _csv_of(results))
     for name, draw in zip(
         FIGURES, (_heatmap, _curves, _strength_vs_effect), strict=True
     ):
         figure = draw(results)
-        figure.savefig(os.path.join(out_dir, name), dpi=90)
+        save = figure.savefig
+        write_atomically(
+            os.path.join(out_dir, name),
+            lambda h, save=save: save(h, dpi=90, format="png"),
+            "wb",
+        )
         plt.close(figure)
-    with open(os.path.join(out_dir, "report.md"), "w") as handle:
-        handle.write(markdown(results))
+    text = markdown(results)
+    write_atomically(os.path.join(out_dir, "report.md"), lambda h: h.write(text))
 
 
-def _write_csv(results, path):
-    with open(path, "w", newline="") as handle:
+def _csv_of(results):
+    def write(handle):
         writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(results["cells"])
+
+    return write
 
 
 def _table(header, rows):

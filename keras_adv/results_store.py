@@ -27,12 +27,30 @@ class ResultsFolderError(ValueError):
 
 def write_atomically(path, write, mode="w"):
     """Calls `write(handle)` on a temporary file, then moves it onto `path`."""
-    partial = _temporary(path)
-    try:
+
+    def save(partial):
         with open(partial, mode) as stream:
             write(stream)
             stream.flush()
             os.fsync(stream.fileno())
+
+    _replace(path, save)
+
+
+def save_model(model, path):
+    """`model.save(path)` atomically: a crash never leaves half a `.keras` file.
+
+    Keras writes by file name, so the model goes to a unique `.keras` name
+    beside `path` first, then is moved onto it.
+    """
+    _replace(path, model.save, suffix=".keras")
+
+
+def _replace(path, save, suffix=""):
+    """`save(partial)` to a temporary file beside `path`, then a rename onto it."""
+    partial = _temporary(path, suffix)
+    try:
+        save(partial)
         os.replace(partial, path)
     except OSError as error:
         raise _naming(error, path) from None
@@ -63,23 +81,6 @@ def _naming(error, path):
     if error.filename is not None or error.errno is None:
         return error
     return OSError(error.errno, f"{error.strerror} (writing {path})")
-
-
-def save_model(model, path):
-    """`model.save(path)` atomically: a crash never leaves half a `.keras` file.
-
-    Keras writes by file name, so the model goes to a unique `.keras` name
-    beside `path` first, then is moved onto it.
-    """
-    partial = _temporary(path, suffix=".keras")
-    try:
-        model.save(partial)
-        os.replace(partial, path)
-    except OSError as error:
-        raise _naming(error, path) from None
-    finally:
-        with contextlib.suppress(OSError):
-            os.remove(partial)
 
 
 def write_json(path, data):
