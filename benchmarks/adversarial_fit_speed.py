@@ -33,8 +33,8 @@ def setup():
     import keras
     import numpy as np
 
-    from keras_adv.data import load_digits
-    from keras_adv.zoo import small_cnn
+    from keras_adv.experiments.data import load_digits
+    from keras_adv.experiments.zoo import small_cnn
 
     (x, y), _ = load_digits(test_fraction=0.01)
     reps = -(-EXAMPLES // len(x))

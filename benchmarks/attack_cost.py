@@ -19,8 +19,8 @@ import numpy as np  # noqa: E402
 
 from keras_adv import APGD  # noqa: E402
 from keras_adv import PGD  # noqa: E402
-from keras_adv.data import load_digits  # noqa: E402
-from keras_adv.zoo import small_cnn  # noqa: E402
+from keras_adv.experiments.data import load_digits  # noqa: E402
+from keras_adv.experiments.zoo import small_cnn  # noqa: E402
 
 EPS, STEPS, BATCH, EXAMPLES = 0.1, 100, 512, 4096
 

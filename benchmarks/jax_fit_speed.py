@@ -53,8 +53,8 @@ from fit_speed_common import step_size  # noqa: E402
 
 
 def cnn(shape, classes):
-    """The reference CNN of the sweep (keras_adv.zoo.small_cnn)."""
-    from keras_adv.zoo import small_cnn
+    """The reference CNN of the sweep (keras_adv.experiments.zoo.small_cnn)."""
+    from keras_adv.experiments.zoo import small_cnn
 
     return small_cnn(shape, classes, seed=0)
 

@@ -22,8 +22,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_adv.callbacks import AdversarialMonitor  # noqa: E402
-from keras_adv.data import load_digits  # noqa: E402
-from keras_adv.zoo import small_cnn  # noqa: E402
+from keras_adv.experiments.data import load_digits  # noqa: E402
+from keras_adv.experiments.zoo import small_cnn  # noqa: E402
 
 
 class EpochTimer(keras.callbacks.Callback):

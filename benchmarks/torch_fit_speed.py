@@ -43,7 +43,7 @@ from fit_speed_common import fastest  # noqa: E402
 from fit_speed_common import fit_epoch  # noqa: E402
 from fit_speed_common import step_size  # noqa: E402
 
-from keras_adv.zoo import small_cnn  # noqa: E402
+from keras_adv.experiments.zoo import small_cnn  # noqa: E402
 
 VARIANTS = {name: ALL_VARIANTS[name] for name in ("clean", "fgsm-mixed", "pgd7")}
 

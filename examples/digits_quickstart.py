@@ -14,8 +14,8 @@ import numpy as np
 from keras_adv import FGSM
 from keras_adv import PGD
 from keras_adv import AdversarialModel
-from keras_adv.data import load_digits
-from keras_adv.zoo import small_cnn
+from keras_adv.experiments.data import load_digits
+from keras_adv.experiments.zoo import small_cnn
 
 
 def train(x, y, epochs, seed, attack=None, objective="mixed"):

@@ -18,9 +18,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras_adv  # noqa: E402
 from keras_adv import PGD  # noqa: E402
 from keras_adv import evaluate_robustness  # noqa: E402
-from keras_adv.data import load  # noqa: E402
-from keras_adv.sweep import SweepSettings  # noqa: E402
-from keras_adv.sweep import train_model  # noqa: E402
+from keras_adv.experiments.data import load  # noqa: E402
+from keras_adv.experiments.sweep import SweepSettings  # noqa: E402
+from keras_adv.experiments.sweep import train_model  # noqa: E402
 
 
 def main():

@@ -15,8 +15,8 @@ matplotlib.use("Agg")  # no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
 from keras_adv.callbacks import AdversarialMonitor  # noqa: E402
-from keras_adv.data import load_digits  # noqa: E402
-from keras_adv.zoo import small_cnn  # noqa: E402
+from keras_adv.experiments.data import load_digits  # noqa: E402
+from keras_adv.experiments.zoo import small_cnn  # noqa: E402
 
 
 def main():

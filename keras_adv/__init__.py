@@ -2,9 +2,6 @@
 
 from keras_adv import callbacks
 from keras_adv import metrics
-from keras_adv import objectives
-from keras_adv import sanity_checks
-from keras_adv.adversarial_model import AdversarialModel
 from keras_adv.attacks import APGD
 from keras_adv.attacks import APGDT
 from keras_adv.attacks import FGSM
@@ -16,6 +13,9 @@ from keras_adv.evaluation import RobustnessResult
 from keras_adv.evaluation import RobustnessWarning
 from keras_adv.evaluation import autoattack
 from keras_adv.evaluation import evaluate_robustness
+from keras_adv.evaluation import sanity_checks
+from keras_adv.training import AdversarialModel
+from keras_adv.training import objectives
 
 __version__ = "0.1.0"
 

@@ -1,5 +1,7 @@
+"""`python -m keras_adv`: the `keras-adv` command."""
+
 import sys
 
-from keras_adv.cli import main
+from keras_adv.experiments.cli import main
 
 sys.exit(main())

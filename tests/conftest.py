@@ -8,8 +8,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from keras_adv import cli  # noqa: E402
-from keras_adv.data import load_digits  # noqa: E402
+from keras_adv.experiments import cli  # noqa: E402
+from keras_adv.experiments.data import load_digits  # noqa: E402
 
 
 @pytest.fixture(scope="session")

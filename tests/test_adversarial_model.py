@@ -9,7 +9,7 @@ from keras_adv import FGSM
 from keras_adv import PGD
 from keras_adv import AdversarialModel
 from keras_adv import backend
-from keras_adv import objectives
+from keras_adv.training import objectives
 from tests.conftest import dict_input_model
 
 CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -242,7 +242,7 @@ def test_multi_input_model_perturbs_float_inputs_and_leaves_ids_alone():
 def test_training_steps_do_not_check_input_values(attack, monkeypatch):
     # The value check costs a forward pass and a copy to NumPy; on torch
     # (eager) it would run on every batch. The step must not ask for it.
-    from keras_adv import validation
+    from keras_adv import argument_validation as validation
 
     def refuse(*args):
         raise AssertionError("input values checked inside a training step")
@@ -290,12 +290,12 @@ def calls_per_step(model, layers, x, y, monkeypatch):
 
 
 def test_only_a_graph_of_one_model_is_called_directly(tmp_path):
-    from keras_adv import adversarial_graph
+    from keras_adv.training import model_wrapping
 
     base = base_model()
     x = ops.convert_to_tensor(data(8)[0])
     wrapped = AdversarialModel(model=base, attack=FGSM(0.1))
-    assert adversarial_graph.direct_layer(wrapped) is base
+    assert model_wrapping.direct_layer(wrapped) is base
     np.testing.assert_array_equal(
         ops.convert_to_numpy(wrapped._forward(x, training=False)),
         ops.convert_to_numpy(wrapped(x, training=False)),
@@ -303,7 +303,7 @@ def test_only_a_graph_of_one_model_is_called_directly(tmp_path):
     path = tmp_path / "wrapped.keras"
     wrapped.save(path)
     loaded = keras.saving.load_model(path)
-    assert adversarial_graph.direct_layer(loaded) is loaded.layers[-1]
+    assert model_wrapping.direct_layer(loaded) is loaded.layers[-1]
 
     inputs = keras.Input((12,))
     as_list = AdversarialModel(inputs, [base(inputs)], attack=FGSM(0.1))
@@ -312,7 +312,7 @@ def test_only_a_graph_of_one_model_is_called_directly(tmp_path):
     )
     of_layers = adversarial()  # the base model's own layers, not a model
     for model in (as_list, more_layers, of_layers):
-        assert adversarial_graph.direct_layer(model) is None
+        assert model_wrapping.direct_layer(model) is None
         np.testing.assert_array_equal(
             ops.convert_to_numpy(keras.tree.flatten(model._forward(x, False))[0]),
             ops.convert_to_numpy(keras.tree.flatten(model(x, training=False))[0]),

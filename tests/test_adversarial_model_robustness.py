@@ -6,8 +6,8 @@ import pytest
 
 from keras_adv import PGD
 from keras_adv import AdversarialModel
-from keras_adv.data import load_digits
-from keras_adv.zoo import small_cnn
+from keras_adv.experiments.data import load_digits
+from keras_adv.experiments.zoo import small_cnn
 
 CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 

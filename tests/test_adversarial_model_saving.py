@@ -6,7 +6,7 @@ import pytest
 
 from keras_adv import PGD
 from keras_adv import AdversarialModel
-from keras_adv import objectives
+from keras_adv.training import objectives
 from tests.conftest import dict_input_model
 from tests.test_adversarial_model import CE
 from tests.test_adversarial_model import base_model

@@ -41,7 +41,7 @@ def test_fgsm_examples_agree_across_backends(tmp_path):
     x = rng.uniform(size=(64, 8, 8, 1)).astype("float32")
     y = rng.integers(0, 10, 64)
     np.savez(tmp_path / "data.npz", x=x, y=y)
-    from keras_adv.zoo import small_cnn
+    from keras_adv.experiments.zoo import small_cnn
 
     small_cnn(seed=0).save(tmp_path / "model.keras")
     results = {}

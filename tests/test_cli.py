@@ -6,7 +6,7 @@ import pytest
 from conftest import run_cli
 
 import keras_adv
-from keras_adv import cli
+from keras_adv.experiments import cli
 
 
 def test_version_flag(capsys):

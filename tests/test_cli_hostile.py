@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from keras_adv import cli
-from keras_adv import results_store
-from keras_adv.results_store import ResultsFolderError
-from keras_adv.sweep import SweepSettings
-from keras_adv.sweep import run_sweep
+from keras_adv.experiments import cli
+from keras_adv.experiments import results_store
+from keras_adv.experiments.results_store import ResultsFolderError
+from keras_adv.experiments.sweep import SweepSettings
+from keras_adv.experiments.sweep import run_sweep
 
 TINY = [
     "--train-eps", "0",
@@ -239,7 +239,7 @@ def test_file_messages_name_the_file_and_the_real_problem(tmp_path):
     ],
 )
 def test_ctrl_c_says_what_was_kept(tmp_path, monkeypatch, command, says):
-    from keras_adv import sweep
+    from keras_adv.experiments import sweep
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -251,7 +251,7 @@ def test_ctrl_c_says_what_was_kept(tmp_path, monkeypatch, command, says):
 
 
 def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
-    from keras_adv import sweep
+    from keras_adv.experiments import sweep
 
     def bug(*args, **kwargs):
         raise ValueError("an internal bug")

@@ -3,8 +3,8 @@ import gzip
 import numpy as np
 import pytest
 
-from keras_adv import data
-from keras_adv.data import load_digits
+from keras_adv.experiments import data
+from keras_adv.experiments.data import load_digits
 
 
 def test_digits_are_scaled_shaped_and_split_stratified():

@@ -7,7 +7,6 @@ import sys
 
 import pytest
 
-from keras_adv import evaluation
 from keras_adv import metrics
 from keras_adv.attacks import apgd
 from keras_adv.attacks import apgd_t
@@ -16,6 +15,7 @@ from keras_adv.attacks import mim
 from keras_adv.attacks import pgd
 from keras_adv.attacks import square
 from keras_adv.callbacks import adversarial_monitor
+from keras_adv.evaluation import robustness as evaluation
 
 ROOT = pathlib.Path(__file__).parents[1]
 

@@ -12,11 +12,11 @@ import pytest
 from keras_adv import FGSM
 from keras_adv import PGD
 from keras_adv import AdversarialModel
-from keras_adv import data
+from keras_adv import argument_validation as validation
 from keras_adv import evaluate_robustness
-from keras_adv import training_data_check
-from keras_adv import validation
 from keras_adv.callbacks import AdversarialMonitor
+from keras_adv.experiments import data
+from keras_adv.training import data_check
 
 
 def dense(classes=3, features=4, seed=0):
@@ -225,7 +225,7 @@ def test_the_range_check_runs_once_per_fit_not_per_step(monkeypatch):
     x, y = xy(n=64)
     adversarial().fit(x, y, batch_size=8, epochs=3, validation_data=(x, y), verbose=0)
     assert len(calls) == 2  # the training and the validation inputs, once each
-    assert training_data_check.peek(None) == (None, None)
+    assert data_check.peek(None) == (None, None)
 
 
 # Data files: the scale follows the dtype, never a guess per split; labels,

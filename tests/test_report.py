@@ -2,9 +2,9 @@
 
 import csv
 
-from keras_adv.report import FIGURES
-from keras_adv.report import markdown
-from keras_adv.report import write_report
+from keras_adv.experiments.report import FIGURES
+from keras_adv.experiments.report import markdown
+from keras_adv.experiments.report import write_report
 
 
 def synthetic_results():

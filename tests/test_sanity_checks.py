@@ -7,7 +7,7 @@ from keras_adv import PGD
 from keras_adv import RobustnessWarning
 from keras_adv import Square
 from keras_adv import evaluate_robustness
-from keras_adv import sanity_checks
+from keras_adv.evaluation import sanity_checks
 from tests.conftest import masked
 
 # The planted failures warn by design; the tests read the checks instead.

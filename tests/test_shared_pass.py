@@ -9,8 +9,8 @@ from keras_adv import FGSM
 from keras_adv import PGD
 from keras_adv import AdversarialModel
 from keras_adv import backend
-from keras_adv import objectives
-from keras_adv.shared_pass import shared_pass_alpha
+from keras_adv.training import objectives
+from keras_adv.training.two_pass_step import shared_pass_alpha
 from tests.test_adversarial_model import CE
 from tests.test_adversarial_model import base_model
 from tests.test_adversarial_model import data
@@ -38,17 +38,17 @@ def model_for(attack, objective="mixed", shared_pass=True, batchnorm=False, loss
     "objective", ["mixed", objectives.Mixed(alpha=0.3), "madry"], ids=repr
 )
 def test_two_pass_step_trains_like_the_general_step(objective, monkeypatch):
-    from keras_adv import shared_pass
+    from keras_adv.training import two_pass_step
 
     x, y = data()
-    step = shared_pass.backend.shared_pass_step
+    step = two_pass_step.backend.shared_pass_step
     traced = []
 
     def counting_step(*args):
         traced.append(1)
         return step(*args)
 
-    monkeypatch.setattr(shared_pass.backend, "shared_pass_step", counting_step)
+    monkeypatch.setattr(two_pass_step.backend, "shared_pass_step", counting_step)
     weights, logs = [], []
     for shared in (True, False):
         model = model_for(FGSM(0.1), objective, shared_pass=shared)

@@ -5,10 +5,10 @@ import os
 
 import pytest
 
-from keras_adv.sweep import RESULTS
-from keras_adv.sweep import SweepSettings
-from keras_adv.sweep import make_attack
-from keras_adv.sweep import run_sweep
+from keras_adv.experiments.sweep import RESULTS
+from keras_adv.experiments.sweep import SweepSettings
+from keras_adv.experiments.sweep import make_attack
+from keras_adv.experiments.sweep import run_sweep
 
 TINY = dict(
     train_epsilons=(0.0, 0.1),

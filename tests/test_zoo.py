@@ -1,7 +1,7 @@
 import numpy as np
 from keras import ops
 
-from keras_adv.zoo import small_cnn
+from keras_adv.experiments.zoo import small_cnn
 
 
 def test_small_cnn_outputs_logits_per_class():

@@ -4,10 +4,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_adv import argument_validation as validation
 from keras_adv import backend
 from keras_adv import metrics
 from keras_adv import norms
-from keras_adv import validation
 from keras_adv.attacks.attack import Attack
 
 

@@ -3,8 +3,8 @@
 import keras
 from keras import ops
 
+from keras_adv import argument_validation as validation
 from keras_adv import losses
-from keras_adv import validation
 from keras_adv.attacks.apgd import APGD
 from keras_adv.attacks.apgd import succeeded
 

@@ -3,10 +3,10 @@
 import keras
 from keras import ops
 
+from keras_adv import argument_validation as validation
 from keras_adv import backend
 from keras_adv import losses
 from keras_adv import norms
-from keras_adv import validation
 from keras_adv.attacks.generate import generate
 
 

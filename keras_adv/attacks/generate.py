@@ -6,8 +6,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_adv import argument_validation as validation
 from keras_adv import backend
-from keras_adv import validation
 
 # attack -> {model -> compiled function}; entries vanish with either object.
 _COMPILED = weakref.WeakKeyDictionary()

@@ -4,8 +4,8 @@ import keras
 from keras import ops
 from keras import random
 
+from keras_adv import argument_validation as validation
 from keras_adv import losses
-from keras_adv import validation
 from keras_adv.attacks.apgd import succeeded
 from keras_adv.attacks.attack import Attack
 

@@ -2,12 +2,12 @@
 
 import keras
 
-from keras_adv import validation
+from keras_adv import argument_validation as validation
 from keras_adv.attacks.fgsm import FGSM
-from keras_adv.probe import ProbeSet
-from keras_adv.probe import check_single_output
-from keras_adv.probe import own_attack
-from keras_adv.probe import standard_metrics
+from keras_adv.evaluation.probe import ProbeSet
+from keras_adv.evaluation.probe import check_single_output
+from keras_adv.evaluation.probe import own_attack
+from keras_adv.evaluation.probe import standard_metrics
 
 
 class AdversarialMonitor(keras.callbacks.Callback):

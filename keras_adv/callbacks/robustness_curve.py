@@ -2,10 +2,10 @@
 
 import keras
 
+from keras_adv import argument_validation as validation
 from keras_adv import metrics as adv_metrics
-from keras_adv import validation
-from keras_adv.probe import ProbeSet
-from keras_adv.probe import check_single_output
+from keras_adv.evaluation.probe import ProbeSet
+from keras_adv.evaluation.probe import check_single_output
 
 
 class RobustnessCurve(keras.callbacks.Callback):

@@ -11,10 +11,10 @@ This module decides when that is exact and runs it; the backend computes it.
 import keras
 from keras import ops
 
+from keras_adv import argument_validation as validation
 from keras_adv import backend
-from keras_adv import objectives
-from keras_adv import validation
 from keras_adv.attacks.pgd import PGD
+from keras_adv.training import objectives
 
 _CROSSENTROPY_CLASSES = (
     keras.losses.SparseCategoricalCrossentropy,

@@ -10,8 +10,8 @@ import os
 import sys
 
 from keras_adv import __version__
-from keras_adv import cli_options
-from keras_adv.cli_options import UsageError
+from keras_adv.experiments import cli_options
+from keras_adv.experiments.cli_options import UsageError
 
 try:
     import tomllib
@@ -169,7 +169,7 @@ def _options(args, allowed):
 
 def _sweep_settings(options, **extra):
     """`SweepSettings` from the merged options; `extra` fields set as given."""
-    from keras_adv.sweep import SweepSettings
+    from keras_adv.experiments.sweep import SweepSettings
 
     fields = {SWEEP_KEYS[k]: v for k, v in options.items() if k in SWEEP_KEYS}
     for key in ("train_epsilons", "attack_epsilons", "attacks"):
@@ -186,8 +186,8 @@ def _say(options):
 
 
 def _sweep(args):
-    from keras_adv.report import write_report
-    from keras_adv.sweep import run_sweep
+    from keras_adv.experiments.report import write_report
+    from keras_adv.experiments.sweep import run_sweep
 
     options = _options(args, set(SWEEP_KEYS) | OTHER_KEYS)
     say = _say(options)
@@ -224,9 +224,9 @@ def _sweep(args):
 
 
 def _train(args):
-    from keras_adv.data import load
-    from keras_adv.results_store import save_model
-    from keras_adv.sweep import train_model
+    from keras_adv.experiments.data import load
+    from keras_adv.experiments.results_store import save_model
+    from keras_adv.experiments.sweep import train_model
 
     options = _options(args, set(SWEEP_KEYS) | OTHER_KEYS | {"epsilon", "attack"})
     say = _say(options)
@@ -274,10 +274,10 @@ def _load_model(path):
 def _evaluate(args):
     import warnings
 
-    from keras_adv.data import load
-    from keras_adv.evaluation import RobustnessWarning
-    from keras_adv.evaluation import evaluate_robustness
-    from keras_adv.sweep import make_attack
+    from keras_adv.evaluation.robustness import RobustnessWarning
+    from keras_adv.evaluation.robustness import evaluate_robustness
+    from keras_adv.experiments.data import load
+    from keras_adv.experiments.sweep import make_attack
 
     options = _options(args, {"dataset", "seed", "max_test_examples", "quiet"})
     say = _say(options)
@@ -345,8 +345,8 @@ def main(argv=None):
     refused (a full disk, a permission), one line too; 130 on Ctrl-C. A bug
     in keras-adv raises, with its traceback.
     """
-    from keras_adv.data import DataError
-    from keras_adv.results_store import ResultsFolderError
+    from keras_adv.experiments.data import DataError
+    from keras_adv.experiments.results_store import ResultsFolderError
 
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)

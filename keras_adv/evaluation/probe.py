@@ -6,9 +6,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_adv import argument_validation as validation
 from keras_adv import backend
 from keras_adv import metrics
-from keras_adv import validation
 from keras_adv.metrics import hits
 
 _ARGUMENTS = ("x", "x_adv", "y", "y_pred", "y_pred_adv")

@@ -5,7 +5,7 @@ attack each trained model with each attack at each budget and record clean
 and robust accuracy, measured perturbation norms, prediction drift and flip
 rate; then, per trained model, the worst case over the attacks (an example
 counts as robust only if no attack broke it) and the sanity checks of
-`keras_adv.sanity_checks`. Every finished step is written to `results.json`
+`keras_adv.evaluation.sanity_checks`. Every finished step is written to `results.json`
 atomically (`results_store`), so an interrupted sweep rerun with the same
 settings on the same data (identified by content) skips what is done.
 Rendering lives in `report.py`; the command line in `cli.py`.
@@ -24,25 +24,25 @@ import keras
 import numpy as np
 
 from keras_adv import __version__
-from keras_adv import results_store
-from keras_adv import sanity_checks
-from keras_adv import validation
-from keras_adv.adversarial_model import AdversarialModel
+from keras_adv import argument_validation as validation
 from keras_adv.attacks.apgd import APGD
 from keras_adv.attacks.apgd_t import APGDT
 from keras_adv.attacks.fgsm import FGSM
 from keras_adv.attacks.mim import MIM
 from keras_adv.attacks.pgd import PGD
 from keras_adv.attacks.square import Square
-from keras_adv.data import fingerprint
-from keras_adv.data import load
-from keras_adv.evaluation import Outcomes
-from keras_adv.probe import ProbeSet
-from keras_adv.probe import standard_metrics
-from keras_adv.results_store import RESULTS
-from keras_adv.results_store import ResultsFolderError
-from keras_adv.results_store import write_json as _write_json
-from keras_adv.zoo import small_cnn
+from keras_adv.evaluation import sanity_checks
+from keras_adv.evaluation.probe import ProbeSet
+from keras_adv.evaluation.probe import standard_metrics
+from keras_adv.evaluation.robustness import Outcomes
+from keras_adv.experiments import results_store
+from keras_adv.experiments.data import fingerprint
+from keras_adv.experiments.data import load
+from keras_adv.experiments.results_store import RESULTS
+from keras_adv.experiments.results_store import ResultsFolderError
+from keras_adv.experiments.results_store import write_json as _write_json
+from keras_adv.experiments.zoo import small_cnn
+from keras_adv.training.adversarial_model import AdversarialModel
 
 WORST_CASE = "worst case"  # the attack name of the worst-case cells
 CHECK_TOLERANCE = 0.02  # accuracy difference the sanity checks allow
@@ -62,7 +62,7 @@ class SweepSettings:
     batch_size: int = 64
     max_test_examples: int = 1000
     seed: int = 0
-    checks: bool = True  # run keras_adv.sanity_checks per trained model
+    checks: bool = True  # run keras_adv.evaluation.sanity_checks per trained model
 
     def __post_init__(self):
         for name in ("train_epsilons", "attack_epsilons", "attacks"):
@@ -298,7 +298,7 @@ def _add_worst_case_and_checks(settings, model, test, attacks, results, train_ep
     """Worst case over the sweep's attacks per budget, and the sanity checks.
 
     Worst-case cells (attack `WORST_CASE`) join the table; the checks of
-    `keras_adv.sanity_checks` are stored per trained model.
+    `keras_adv.evaluation.sanity_checks` are stored per trained model.
     """
     correct = {
         (c["attack"], c["attack_epsilon"]): _unpack(c["robust_examples"], len(test))

@@ -8,7 +8,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from keras_adv.results_store import write_atomically  # noqa: E402
+from keras_adv.experiments.results_store import write_atomically  # noqa: E402
 
 COLUMNS = (
     "train_epsilon",

@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_adv import validation
+from keras_adv import argument_validation as validation
 
 
 class EpsilonSchedule:

@@ -15,7 +15,7 @@ import itertools
 import keras
 from keras import ops
 
-from keras_adv import validation
+from keras_adv import argument_validation as validation
 
 
 def peek(x, y=None):

@@ -80,8 +80,8 @@ def _folder_name(value):
 
 def _attack_name(value):
     _text(value)
-    from keras_adv.sweep import ATTACK_NAMES
-    from keras_adv.sweep import make_attack
+    from keras_adv.experiments.sweep import ATTACK_NAMES
+    from keras_adv.experiments.sweep import make_attack
 
     try:
         make_attack(value, 0.1, 0)

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_adv.validation import is_float
+from keras_adv.argument_validation import is_float
 
 
 class AdversarialInputs:

@@ -6,17 +6,17 @@ import inspect
 import keras
 from keras import ops
 
-from keras_adv import adversarial_graph as graph
+from keras_adv import argument_validation as validation
 from keras_adv import backend
-from keras_adv import objectives
-from keras_adv import shared_pass as shared_pass_module
-from keras_adv import training_data_check
-from keras_adv import validation
-from keras_adv.adversarial_inputs import AdversarialInputs
-from keras_adv.adversarial_metrics import adversarial_counterparts
 from keras_adv.attacks.attack import Attack
 from keras_adv.attacks.attack import deserialize
-from keras_adv.epsilon_schedule import EpsilonSchedule
+from keras_adv.training import data_check
+from keras_adv.training import model_wrapping
+from keras_adv.training import objectives
+from keras_adv.training import two_pass_step
+from keras_adv.training.input_selection import AdversarialInputs
+from keras_adv.training.metric_counterparts import adversarial_counterparts
+from keras_adv.training.schedule import EpsilonSchedule
 
 _SEED_KEY = "attack_seed_state"
 _FIT_SIGNATURE = inspect.signature(keras.Model.fit).replace(
@@ -61,7 +61,7 @@ class AdversarialModel(keras.Model):
         model: a built `keras.Model` to wrap instead of `inputs, outputs`.
         attack: a `keras_adv.attacks.Attack`, e.g. `PGD(0.1, steps=7)`.
         objective: `"mixed"` (alpha 0.5), `"madry"`, `"trades"`, or a
-            `keras_adv.objectives` instance such as `Mixed(alpha=0.3)`.
+            `keras_adv.training.objectives` instance such as `Mixed(alpha=0.3)`.
             Defaults to `"mixed"`.
         attack_training: run the attack's forward passes in training mode
             (BatchNorm batch statistics, Dropout active). Attack passes never
@@ -78,7 +78,7 @@ class AdversarialModel(keras.Model):
         shared_pass: for FGSM with the mixed or madry objective, take the
             attack's input gradient from the clean backward pass (two passes
             per step instead of three) wherever that is exact; see
-            `keras_adv.shared_pass`. Defaults to `True`.
+            `keras_adv.training.two_pass_step`. Defaults to `True`.
         log_clean: whether training logs report `clean_loss` and the
             compiled metrics on clean inputs. With the madry objective, which
             does not train on clean inputs, that takes a forward pass of its
@@ -109,7 +109,7 @@ class AdversarialModel(keras.Model):
                     "Pass either `model` (to wrap a model) or `inputs, outputs`, "
                     "not both. Received: model and inputs/outputs"
                 )
-            args = graph.wrap(model)
+            args = model_wrapping.wrap(model)
             kwargs.setdefault("name", f"adversarial_{model.name}")
         if not args and "inputs" not in kwargs:
             raise ValueError(
@@ -122,7 +122,7 @@ class AdversarialModel(keras.Model):
                 "Argument `attack` must be a keras_adv attack such as "
                 f"keras_adv.PGD(epsilon=0.1). Received: attack={attack!r}"
             )
-        graph.check_budget(attack)
+        model_wrapping.check_budget(attack)
         self.attack = attack
         self.attack_seed_generator = attack.seed_generator  # tracked: saved, JAX
         self.objective = objectives.get(objective)
@@ -160,7 +160,7 @@ class AdversarialModel(keras.Model):
 
     @functools.cached_property  # in __dict__: not tracked as a layer again
     def _direct_layer(self):
-        return graph.direct_layer(self)
+        return model_wrapping.direct_layer(self)
 
     def _forward(self, x, training):
         """`self(x, training=training)`, for the passes of a training step.
@@ -254,10 +254,10 @@ class AdversarialModel(keras.Model):
 
     def _checked(self, x, y):
         """`(x, y)` checked against the attack's threat model, once per call
-        (see `training_data_check`); a generator comes back as an equal one."""
-        sample, x = training_data_check.peek(x, y)
+        (see `data_check`); a generator comes back as an equal one."""
+        sample, x = data_check.peek(x, y)
         if sample is not None:
-            training_data_check.check(self, *sample, self.inputs_to_perturb)
+            data_check.check(self, *sample, self.inputs_to_perturb)
         return x, y
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
@@ -290,12 +290,12 @@ class AdversarialModel(keras.Model):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if not self.log_clean:
             return self._adversarial_train_step(args, x, y, sample_weight)
-        alpha = shared_pass_module.shared_pass_alpha(self, x)
+        alpha = two_pass_step.shared_pass_alpha(self, x)
         if alpha is not None:
             return backend.stateful_train_step(
                 self,
                 args,
-                lambda data: shared_pass_module.train_step(self, data, alpha),
+                lambda data: two_pass_step.train_step(self, data, alpha),
             )
 
         def attack():
@@ -427,5 +427,5 @@ class AdversarialModel(keras.Model):
         adv["objective"] = deserialize(
             adv["objective"], "the objective", custom_objects
         )
-        inputs, outputs = graph.functional_from_config(config, custom_objects)
+        inputs, outputs = model_wrapping.functional_from_config(config, custom_objects)
         return cls(inputs, outputs, name=config.get("name"), **adv)

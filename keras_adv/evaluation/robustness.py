@@ -7,15 +7,15 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_adv import argument_validation as validation
 from keras_adv import metrics
-from keras_adv import sanity_checks
-from keras_adv import validation
 from keras_adv.attacks.apgd import APGD
 from keras_adv.attacks.apgd_t import APGDT
 from keras_adv.attacks.attack import Attack
 from keras_adv.attacks.square import Square
-from keras_adv.probe import ProbeSet
-from keras_adv.probe import check_single_output
+from keras_adv.evaluation import sanity_checks
+from keras_adv.evaluation.probe import ProbeSet
+from keras_adv.evaluation.probe import check_single_output
 
 AUTOATTACK = "autoattack"
 
@@ -92,7 +92,7 @@ def evaluate_robustness(
     Each attack runs at each epsilon (compiled once per attack; the budget
     is a tensor). An example counts as robust at an epsilon only if it is
     classified right clean and under every attack. The sanity checks of
-    `keras_adv.sanity_checks` then run; each failure is also issued as a
+    `keras_adv.evaluation.sanity_checks` then run; each failure is also issued as a
     `RobustnessWarning` carrying its evidence.
 
     Args:
