@@ -92,7 +92,7 @@ def evaluate_robustness(
     Each attack runs at each epsilon (compiled once per attack; the budget
     is a tensor). An example counts as robust at an epsilon only if it is
     classified right clean and under every attack. The sanity checks of
-    `keras_adv.evaluation.sanity_checks` then run; each failure is also issued as a
+    `keras_adv.sanity_checks` then run; each failure is also issued as a
     `RobustnessWarning` carrying its evidence.
 
     Args:

@@ -5,7 +5,7 @@ attack each trained model with each attack at each budget and record clean
 and robust accuracy, measured perturbation norms, prediction drift and flip
 rate; then, per trained model, the worst case over the attacks (an example
 counts as robust only if no attack broke it) and the sanity checks of
-`keras_adv.evaluation.sanity_checks`. Every finished step is written to `results.json`
+`keras_adv.sanity_checks`. Every finished step is written to `results.json`
 atomically (`results_store`), so an interrupted sweep rerun with the same
 settings on the same data (identified by content) skips what is done.
 Rendering lives in `report.py`; the command line in `cli.py`.
@@ -62,7 +62,7 @@ class SweepSettings:
     batch_size: int = 64
     max_test_examples: int = 1000
     seed: int = 0
-    checks: bool = True  # run keras_adv.evaluation.sanity_checks per trained model
+    checks: bool = True  # run keras_adv.sanity_checks per trained model
 
     def __post_init__(self):
         for name in ("train_epsilons", "attack_epsilons", "attacks"):
@@ -298,7 +298,7 @@ def _add_worst_case_and_checks(settings, model, test, attacks, results, train_ep
     """Worst case over the sweep's attacks per budget, and the sanity checks.
 
     Worst-case cells (attack `WORST_CASE`) join the table; the checks of
-    `keras_adv.evaluation.sanity_checks` are stored per trained model.
+    `keras_adv.sanity_checks` are stored per trained model.
     """
     correct = {
         (c["attack"], c["attack_epsilon"]): _unpack(c["robust_examples"], len(test))

@@ -61,7 +61,7 @@ class AdversarialModel(keras.Model):
         model: a built `keras.Model` to wrap instead of `inputs, outputs`.
         attack: a `keras_adv.attacks.Attack`, e.g. `PGD(0.1, steps=7)`.
         objective: `"mixed"` (alpha 0.5), `"madry"`, `"trades"`, or a
-            `keras_adv.training.objectives` instance such as `Mixed(alpha=0.3)`.
+            `keras_adv.objectives` instance such as `Mixed(alpha=0.3)`.
             Defaults to `"mixed"`.
         attack_training: run the attack's forward passes in training mode
             (BatchNorm batch statistics, Dropout active). Attack passes never

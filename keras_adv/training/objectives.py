@@ -120,6 +120,6 @@ def get(identifier):
         return keras.saving.deserialize_keras_object(identifier)
     raise ValueError(
         f"Argument `objective` must be one of {sorted(_NAMES)} or an Objective "
-        f"instance such as keras_adv.training.objectives.Mixed(alpha=0.3). "
+        f"instance such as keras_adv.objectives.Mixed(alpha=0.3). "
         f"Received: objective={identifier!r}"
     )
