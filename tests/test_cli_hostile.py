@@ -139,6 +139,10 @@ def test_a_damaged_results_file_is_refused_by_name_and_kept(
     code, _, err = run_cli("sweep", "--name", "x", "--quiet", *TINY, cwd=tmp_path)
     refused(code, err, "results.json", fragment, "--overwrite")
     assert (folder / "results.json").read_text() == content
+    if content == "[]":  # what the message offers works: --overwrite starts over
+        flags = ("sweep", "--name", "x", "--quiet", "--overwrite", *TINY)
+        assert run_cli(*flags, cwd=tmp_path)[0] == 0
+        assert json.loads((folder / "results.json").read_text())["cells"]
 
 
 def test_a_failed_start_does_not_block_the_corrected_command(tmp_path):
@@ -272,3 +276,14 @@ def test_temporary_files_of_a_killed_run_are_removed_by_the_next(tmp_path):
     with results_store.locked(str(tmp_path)):
         pass
     assert not stale[0].exists() and not stale[2].exists() and kept.exists()
+
+
+def test_overwrite_with_the_same_settings_and_data_resumes(finished, monkeypatch):
+    from keras_adv.experiments import sweep
+
+    root, before = finished
+    monkeypatch.setattr(sweep, "train_model", None)  # retraining would fail
+    flags = ("sweep", "--name", "done", "--quiet", "--overwrite", *TINY)
+    code, _, err = run_cli(*flags, cwd=root)
+    assert code == 0, err
+    assert (root / "runs" / "done" / "results.json").read_text() == before

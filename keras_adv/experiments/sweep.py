@@ -145,23 +145,18 @@ def _prepare_folder(out_dir, settings, data, overwrite):
     path = os.path.join(out_dir, RESULTS)
     wanted = dataclasses.asdict(settings)
     record = _data_record(settings, data)
-    results = results_store.read(out_dir)
-    if results is not None and not overwrite and results_store.holds_work(results):
-        if not _same(results["settings"], wanted):
-            raise ResultsFolderError(
-                f"{out_dir} holds a sweep with other settings; use another --name, "
-                "or pass --overwrite to replace it."
-            )
+    try:
+        results = results_store.read(out_dir)
+    except ResultsFolderError:
+        if not overwrite:
+            raise
+        results = None  # damaged: --overwrite starts over, as the refusal offers
+    if results is not None and results_store.holds_work(results):
         before = results.get("data", {}).get("sha256")
-        if before != record["sha256"]:
-            then = f"sha256 {before[:12]}... then" if before else "not recorded"
-            raise ResultsFolderError(
-                f"the data of --dataset {settings.dataset} differ from those that "
-                f"{path} was made with ({then}, {record['sha256'][:12]}... now): "
-                "its cells would mix two datasets. Use another --name, or pass "
-                "--overwrite to redo the sweep on the new data."
-            )
-        return results
+        if _same(results["settings"], wanted) and before == record["sha256"]:
+            return results  # resume, --overwrite or not: nothing to replace
+        if not overwrite:
+            raise ResultsFolderError(_mismatch(out_dir, settings, results, record))
     shutil.rmtree(os.path.join(out_dir, "models"), ignore_errors=True)
     os.makedirs(os.path.join(out_dir, "models"), exist_ok=True)
     results = {
@@ -175,6 +170,23 @@ def _prepare_folder(out_dir, settings, data, overwrite):
     }
     _write_json(path, results)
     return results
+
+
+def _mismatch(out_dir, settings, results, record):
+    """Why the folder's results cannot be resumed with these settings and data."""
+    if not _same(results["settings"], dataclasses.asdict(settings)):
+        return (
+            f"{out_dir} holds a sweep with other settings; use another --name, "
+            "or pass --overwrite to replace it."
+        )
+    before = results.get("data", {}).get("sha256")
+    then = f"sha256 {before[:12]}... then" if before else "not recorded"
+    return (
+        f"the data of --dataset {settings.dataset} differ from those that "
+        f"{os.path.join(out_dir, RESULTS)} was made with ({then}, "
+        f"{record['sha256'][:12]}... now): its cells would mix two datasets. "
+        "Use another --name, or pass --overwrite to redo the sweep on the new data."
+    )
 
 
 def _same(saved, wanted):
