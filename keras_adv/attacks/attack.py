@@ -103,8 +103,9 @@ class Attack:
             validation.check_concrete_inputs(x, y, num_classes, self.clip)
         epsilon = self.epsilon if epsilon is None else epsilon
         dtype = keras.backend.standardize_dtype(x.dtype)
-        if dtype != keras.backend.floatx():  # float64 or float16 inputs
-            x = ops.cast(x, keras.backend.floatx())
+        if dtype == keras.backend.floatx():  # the usual case: no casts
+            return ops.stop_gradient(self.perturb(forward, x, y, epsilon))
+        x = ops.cast(x, keras.backend.floatx())  # float64 or float16 inputs
         x_adv = ops.cast(self.perturb(forward, x, y, epsilon), dtype)
         return ops.stop_gradient(x_adv)
 

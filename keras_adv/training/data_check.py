@@ -10,7 +10,6 @@ first example), which costs one pass over arrays, not one per step.
 """
 
 import inspect
-import itertools
 
 import keras
 from keras import ops
@@ -75,4 +74,5 @@ def _unpack(batch, add_batch_axis=False):
 
 
 def _chain(first, rest):
-    yield from itertools.chain([first], rest)
+    yield first
+    yield from rest
