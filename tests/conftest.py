@@ -148,3 +148,13 @@ def run_cli(*args, cwd=None):
     finally:
         os.chdir(previous)
     return code, out.getvalue(), err.getvalue()
+
+
+def assert_refused(code, err, *fragments):
+    """A refusal of bad input: exit 2, one line on stderr (no traceback),
+    starting `keras-adv` and holding each fragment."""
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, (code, err)
+    assert lines[0].startswith("keras-adv"), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])

@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import assert_refused
 from conftest import run_cli
 
 import keras_adv
@@ -58,15 +59,6 @@ TINY = [
 ]
 
 
-def assert_one_line_error(code, err, *fragments):
-    assert code == 2
-    assert "Traceback" not in err
-    last = err.strip().splitlines()[-1]
-    assert last.startswith("keras-adv")
-    for fragment in fragments:
-        assert fragment in last
-
-
 def test_sweep_writes_the_run_folder_and_resumes(tmp_path):
     code, out, err = run_cli("sweep", "--out", str(tmp_path), "--name", "t", *TINY)
     assert code == 0, err[-2000:]
@@ -91,7 +83,7 @@ def test_sweep_writes_the_run_folder_and_resumes(tmp_path):
     code, _, err = run_cli(
         "sweep", "--out", str(tmp_path), "--name", "t", *TINY, "--seed", "5"
     )
-    assert_one_line_error(code, err, "other settings", "--overwrite")
+    assert_refused(code, err, "other settings", "--overwrite")
 
 
 def test_quiet_prints_nothing(tmp_path):
@@ -124,7 +116,7 @@ def test_config_file_mirrors_the_flags(tmp_path):
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, fragments):
     code, _, err = run_cli(*args, cwd=tmp_path)
-    assert_one_line_error(code, err, *fragments)
+    assert_refused(code, err, *fragments)
 
 
 def test_empty_epsilon_list_and_unknown_config_key(tmp_path):
@@ -133,17 +125,17 @@ def test_empty_epsilon_list_and_unknown_config_key(tmp_path):
     config = tmp_path / "bad.toml"
     config.write_text("train_eps = []\n")
     code, _, err = run_cli("sweep", "--config", str(config), cwd=tmp_path)
-    assert_one_line_error(code, err, "train_eps in", "non-empty list")
+    assert_refused(code, err, "train_eps in", "non-empty list")
     config.write_text("learning_rate = 0.1\n")
     code, _, err = run_cli("sweep", "--config", str(config), cwd=tmp_path)
-    assert_one_line_error(code, err, "unknown key", "learning_rate")
+    assert_refused(code, err, "unknown key", "learning_rate")
 
 
 def test_unwritable_output_folder(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     code, _, err = run_cli("sweep", "--out", str(blocker), *TINY)
-    assert_one_line_error(code, err, "cannot write")
+    assert_refused(code, err, "cannot write")
 
 
 def test_train_then_evaluate(tmp_path):
@@ -184,7 +176,7 @@ def test_train_then_evaluate(tmp_path):
     broken = tmp_path / "broken.keras"
     broken.write_text("not a zip")
     code, _, err = run_cli("evaluate", str(broken))
-    assert_one_line_error(code, err, "broken.keras", "damaged")
+    assert_refused(code, err, "broken.keras", "damaged")
 
 
 def test_train_reads_its_config_and_takes_zero_as_a_value(tmp_path):

@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import assert_refused
 from conftest import run_cli
 
 from keras_adv.experiments import cli
@@ -26,14 +27,6 @@ TINY = [
     "--max-test-examples", "32",
     "--no-checks",
 ]  # fmt: skip
-
-
-def refused(code, err, *fragments):
-    """Exit 2, one line on stderr, holding each fragment."""
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1, (code, err)
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +66,7 @@ def test_config_values_of_the_wrong_type_are_refused(finished, line, fragments):
     code, _, err = run_cli(
         "sweep", "--config", str(config), "--epochs", "2", "--quiet", cwd=root
     )
-    refused(code, err, "bad.toml", *fragments)
+    assert_refused(code, err, "bad.toml", *fragments)
     # the finished sweep (other settings: 2 epochs) is untouched
     assert (root / "runs" / "done" / "results.json").read_text() == before
     assert (root / "runs" / "done" / "models" / "train_eps_0.keras").exists()
@@ -110,7 +103,7 @@ def test_quick_in_a_config_file_counts_like_the_flag(tmp_path):
 )
 def test_flags_with_bad_values_are_refused_before_any_work(tmp_path, flags, fragments):
     code, _, err = run_cli(*flags, cwd=tmp_path)
-    refused(code, err, *fragments)
+    assert_refused(code, err, *fragments)
     assert not any(tmp_path.iterdir())  # nothing trained, nothing written
 
 
@@ -137,7 +130,7 @@ def test_a_damaged_results_file_is_refused_by_name_and_kept(
     folder.mkdir(parents=True)
     (folder / "results.json").write_text(content)
     code, _, err = run_cli("sweep", "--name", "x", "--quiet", *TINY, cwd=tmp_path)
-    refused(code, err, "results.json", fragment, "--overwrite")
+    assert_refused(code, err, "results.json", fragment, "--overwrite")
     assert (folder / "results.json").read_text() == content
     if content == "[]":  # what the message offers works: --overwrite starts over
         flags = ("sweep", "--name", "x", "--quiet", "--overwrite", *TINY)
@@ -149,7 +142,7 @@ def test_a_failed_start_does_not_block_the_corrected_command(tmp_path):
     code, _, err = run_cli(
         "sweep", "--name", "x", "--dataset", "missing.npz", *TINY, cwd=tmp_path
     )
-    refused(code, err, "missing.npz")
+    assert_refused(code, err, "missing.npz")
     assert not (tmp_path / "runs" / "x" / "results.json").exists()
     # a results.json with settings but no finished work (a crash before the
     # first model) is replaced without --overwrite: nothing is lost
@@ -214,7 +207,7 @@ def test_a_resumed_sweep_refuses_data_that_changed_at_the_same_path(tmp_path):
     assert json.loads(results.read_text()) == first
     save(1)  # same path, other contents
     code, _, err = run_cli(*flags, cwd=tmp_path)
-    refused(code, err, "--dataset data.npz", "differ", "--overwrite")
+    assert_refused(code, err, "--dataset data.npz", "differ", "--overwrite")
     assert json.loads(results.read_text()) == first
     assert run_cli(*flags, "--overwrite", cwd=tmp_path)[0] == 0
     redone = json.loads(results.read_text())
@@ -227,11 +220,11 @@ def test_a_resumed_sweep_refuses_data_that_changed_at_the_same_path(tmp_path):
 def test_file_messages_name_the_file_and_the_real_problem(tmp_path):
     (tmp_path / "bad.keras").write_text("half a file")
     code, _, err = run_cli("evaluate", "bad.keras", cwd=tmp_path)
-    refused(code, err, "bad.keras", "damaged")
+    assert_refused(code, err, "bad.keras", "damaged")
     assert "not found" not in err.lower()
     (tmp_path / "bad.npz").write_bytes(b"\x00" * 64)
     code, _, err = run_cli("sweep", "--dataset", "bad.npz", *TINY, cwd=tmp_path)
-    refused(code, err, "bad.npz", "not an .npz archive")
+    assert_refused(code, err, "bad.npz", "not an .npz archive")
     assert "pickle" not in err
 
 
