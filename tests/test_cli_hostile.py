@@ -280,3 +280,20 @@ def test_overwrite_with_the_same_settings_and_data_resumes(finished, monkeypatch
     code, _, err = run_cli(*flags, cwd=root)
     assert code == 0, err
     assert (root / "runs" / "done" / "results.json").read_text() == before
+
+
+def test_a_sweep_never_deletes_files_it_did_not_make(tmp_path):
+    models = tmp_path / "runs" / "x" / "models"
+    models.mkdir(parents=True)
+    mine = [models / "mine.keras", models / "notes.txt", models.parent / "data.npz"]
+    for path in mine:
+        path.write_text("the user's")
+    flags = ("sweep", "--name", "x", "--quiet", *TINY)
+    assert run_cli(*flags, cwd=tmp_path)[0] == 0  # a new sweep in the folder
+    assert run_cli(*flags, "--epochs", "2", "--overwrite", cwd=tmp_path)[0] == 0
+    assert all(path.read_text() == "the user's" for path in mine)
+    assert sorted(p.name for p in models.iterdir()) == [
+        "mine.keras",
+        "notes.txt",
+        "train_eps_0.keras",
+    ]

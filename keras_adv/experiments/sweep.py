@@ -12,11 +12,11 @@ Rendering lives in `report.py`; the command line in `cli.py`.
 """
 
 import dataclasses
+import glob
 import json
 import os
 import platform
 import re
-import shutil
 import time
 from importlib import metadata
 
@@ -157,8 +157,11 @@ def _prepare_folder(out_dir, settings, data, overwrite):
             return results  # resume, --overwrite or not: nothing to replace
         if not overwrite:
             raise ResultsFolderError(_mismatch(out_dir, settings, results, record))
-    shutil.rmtree(os.path.join(out_dir, "models"), ignore_errors=True)
-    os.makedirs(os.path.join(out_dir, "models"), exist_ok=True)
+    models = os.path.join(out_dir, "models")
+    if overwrite or results is not None:  # the replaced sweep's models go too;
+        for path in glob.glob(os.path.join(models, "train_eps_*.keras")):
+            os.remove(path)  # only files named as the sweep names them
+    os.makedirs(models, exist_ok=True)
     results = {
         "settings": wanted,
         "data": record,
