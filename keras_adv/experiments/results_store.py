@@ -114,10 +114,11 @@ def locked(folder):
 
 
 def _remove_partials(folder):
-    for root, _, files in os.walk(folder):
-        for name in files:
+    """Removes temporary files where runs write: the folder and its models/."""
+    for where in (folder, os.path.join(folder, "models")):
+        for name in os.listdir(where) if os.path.isdir(where) else []:
             if name.startswith(_PARTIAL):
-                os.remove(os.path.join(root, name))
+                os.remove(os.path.join(where, name))
 
 
 def read(folder):
