@@ -78,3 +78,98 @@ def test_every_module_opens_with_a_sentence_saying_what_it_is():
         if not ast.get_docstring(ast.parse(path.read_text()))
     ]
     assert missing == []
+
+
+INTERNALS = "training/keras_internals.py"
+
+
+def _keras_private_names():
+    """Private attribute names of the Keras objects keras-adv works with."""
+    import keras
+
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    model.compile("adam", "mse", metrics=["mae"])
+    objects = [
+        model,
+        model.layers[-1],
+        model.output,
+        model.optimizer,
+        keras.metrics.Mean(),
+        keras.losses.MeanSquaredError(),
+        keras.callbacks.Callback(),
+        keras.Variable(1.0),
+        keras.random.SeedGenerator(1),
+    ]
+    return {
+        name
+        for obj in objects
+        for name in dir(obj)
+        if name.startswith("_") and not name.startswith("__")
+    }
+
+
+def private_accesses():
+    """`{module: sorted private names it reads}` for names keras-adv does not
+    define itself, or that Keras's own objects define (an attribute keras-adv
+    sets on a Keras object under a Keras name is Keras's too)."""
+    trees = {path: ast.parse(path.read_text()) for path in modules()}
+    ours = set()
+    for tree in trees.values():
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                ours.add(node.name)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                ours.add(node.attr)
+    keras_names = _keras_private_names()
+    found = {}
+    for path, tree in trees.items():
+        for node in ast.walk(tree):
+            name = None
+            if isinstance(node, ast.Attribute):
+                name = node.attr
+            elif (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", None) in {"getattr", "hasattr", "setattr"}
+                and len(node.args) > 1
+                and isinstance(node.args[1], ast.Constant)
+            ):
+                name = node.args[1].value
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                name = next(
+                    (p for p in node.module.split(".") if p.startswith("_")), None
+                )
+            if (
+                isinstance(name, str)
+                and name.startswith("_")
+                and not name.startswith("__")
+                and (name not in ours or name in keras_names)
+            ):
+                found.setdefault(str(path.relative_to(ROOT)), set()).add(name)
+    return {module: sorted(names) for module, names in found.items()}
+
+
+def test_keras_internals_are_read_in_one_module_and_the_list_is_pinned():
+    # A new private access elsewhere fails here: move it to keras_internals.py
+    # with a comment saying why no public API does it, and add it below.
+    assert private_accesses() == {INTERNALS: ["_inbound_nodes", "_keras_history"]}
+
+
+def test_the_backend_works_on_tensors_and_callables_not_keras_adv_classes():
+    offenders = {}
+    for path in modules():
+        if path.relative_to(ROOT).parts[0] != "backend":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "keras_adv"
+            ):
+                if not node.module.startswith("keras_adv.backend"):
+                    offenders.setdefault(path.name, []).append(node.module)
+            elif (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
+                offenders.setdefault(path.name, []).append(ast.unparse(node))
+    assert offenders == {}

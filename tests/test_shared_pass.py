@@ -44,9 +44,9 @@ def test_two_pass_step_trains_like_the_general_step(objective, monkeypatch):
     step = two_pass_step.backend.shared_pass_step
     traced = []
 
-    def counting_step(*args):
+    def counting_step(*args, **kwargs):
         traced.append(1)
-        return step(*args)
+        return step(*args, **kwargs)
 
     monkeypatch.setattr(two_pass_step.backend, "shared_pass_step", counting_step)
     weights, logs = [], []

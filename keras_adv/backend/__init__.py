@@ -3,7 +3,8 @@
 The implementation is chosen once, at import, from `keras.backend.backend()`.
 Everything outside this package is written in `keras.ops` / `keras.random`.
 
-Public functions:
+Public functions. They work on tensors, callables and Keras variables, never
+on keras-adv classes (the layers above call down, not the other way):
 
 - `value_and_input_grad(loss_fn, x, has_aux=False)`: `(loss_fn(x), d loss_fn
   / d x)` where `loss_fn` maps a tensor to a scalar tensor (with `has_aux`, to
@@ -14,13 +15,16 @@ Public functions:
   (`tf.function`, `jax.jit`, eager on torch). `state` lists the Keras
   variables `fn` reads or updates (model weights, seed generator state), which
   the JAX version threads through the compiled function explicitly.
-- `attack_before_step(model, train_step_args, attack)`: runs `attack()` in
-  `AdversarialModel.train_step` before Keras's own step differentiates,
-  keeping the attack's passes off the gradient tape (JAX: on the weights in
-  the stateless step's `state`); returns `(x_adv, train_step_args)`.
-- `shared_pass_step(...)`: the two-pass mixed-objective training step, or
-  `None` where a backend has none.
-- `stateful_train_step(model, train_step_args, step)`: runs `step(data)`, a
+- `attack_before_step(variables, train_step_args, attack)`: runs `attack()` in
+  a `train_step` before Keras's own step differentiates, keeping the
+  attack's passes off the gradient tape (JAX: on the values in the stateless
+  step's `state`, whose `variables` are the trainable, non-trainable,
+  optimizer and metrics variables, in that order); returns
+  `(x_adv, train_step_args)`.
+- `shared_pass_step(forward, weights, optimizer, x, loss_fn, adversarial,
+  alpha, frozen=())`: the two-pass mixed-objective training step (see
+  `tensorflow.py`), or `None` where a backend has none.
+- `stateful_train_step(variables, train_step_args, step)`: runs `step(data)`, a
   train step that reads and assigns Keras variables and returns the logs,
   under the backend's `train_step` contract (JAX: on the values in `state`,
   returning `(logs, state)`).

@@ -12,7 +12,7 @@ from keras_adv.backend.common import mix_gradients
 MAX_UNROLLED_STEPS = 10
 
 
-def attack_before_step(model, args, attack):
+def attack_before_step(variables, args, attack):
     """Runs `attack()` on the weights in the stateless step's `state`.
 
     Keras's JAX `train_step(state, data)` takes the variables' values as
@@ -22,11 +22,11 @@ def attack_before_step(model, args, attack):
     `state` Keras's step receives. Returns `(x_adv, args)`.
     """
     state, data = args
-    x_adv, state = _on_state(model, state, attack)
+    x_adv, state = _on_state(variables, state, attack)
     return x_adv, (state, data)
 
 
-def stateful_train_step(model, args, step):
+def stateful_train_step(variables, args, step):
     """Keras's JAX `train_step(state, data)` contract for a stateful `step`.
 
     `step(data)` reads and assigns Keras variables and returns the logs, as
@@ -35,21 +35,16 @@ def stateful_train_step(model, args, step):
     `(logs, state)`.
     """
     state, data = args
-    return _on_state(model, state, lambda: step(data))
+    return _on_state(variables, state, lambda: step(data))
 
 
-def _on_state(model, state, fn):
+def _on_state(groups, state, fn):
     """`(fn(), new state)`: `fn` runs in a `keras.StatelessScope` over `state`.
 
-    `state` holds the values of the trainable, non-trainable, optimizer and
-    metrics variables, in the order of Keras's JAX trainer.
+    `state` holds the values of the variables in `groups` (trainable,
+    non-trainable, optimizer and metrics variables: Keras's JAX trainer's
+    order), group by group.
     """
-    groups = (
-        model.trainable_variables,
-        model.non_trainable_variables,
-        model.optimizer.variables,
-        model.metrics_variables,
-    )
     mapping = [
         pair
         for variables, values in zip(groups, state, strict=True)
@@ -101,23 +96,24 @@ def unscale_for_distribution(value):
     return value  # Keras scales losses for distribution on TensorFlow only
 
 
-def shared_pass_step(model, x, loss_fn, adversarial, alpha):
+def shared_pass_step(
+    forward, weights, optimizer, x, loss_fn, adversarial, alpha, frozen=()
+):
     """The two-pass mixed-objective step; see `tensorflow.py` for the contract.
 
     Runs inside `stateful_train_step`'s scope: variables read their values
     from the state. One `jax.value_and_grad` of the clean loss gives the
     input gradient (for the attack) and the clean weight gradient together.
     """
-    weights = model.trainable_variables
-    fixed = [(v, v.value) for v in model.non_trainable_variables]
-    fixed += [(v, v.value) for v in model.optimizer.variables]
+    fixed = [(v, v.value) for v in frozen]
+    fixed += [(v, v.value) for v in optimizer.variables]
 
     def loss_of(values, inputs):
         mapping = list(zip(weights, values, strict=True)) + fixed
         with keras.StatelessScope(state_mapping=mapping):
-            y_pred = model._forward(inputs, training=True)
+            y_pred = forward(inputs)
             loss = loss_fn(inputs, y_pred)
-            scaled = model.optimizer.scale_loss(loss)
+            scaled = optimizer.scale_loss(loss)
         return scaled, (loss, y_pred)
 
     values = [v.value for v in weights]
@@ -136,8 +132,8 @@ def shared_pass_step(model, x, loss_fn, adversarial, alpha):
         ]
     # `stateless_apply`, not `apply`: LossScaleOptimizer's `apply` assigns
     # inside a `cond`, which would leak tracers here.
-    optimizer_variables = model.optimizer.variables
-    values, optimizer_values = model.optimizer.stateless_apply(
+    optimizer_variables = optimizer.variables
+    values, optimizer_values = optimizer.stateless_apply(
         [v.value for v in optimizer_variables], grads, values
     )
     for variable, value in zip(weights, values, strict=True):

@@ -57,40 +57,45 @@ def unscale_for_distribution(value):
     return value * tf.cast(replicas, value.dtype) if replicas > 1 else value
 
 
-def shared_pass_step(model, x, loss_fn, adversarial, alpha):
+def shared_pass_step(
+    forward, weights, optimizer, x, loss_fn, adversarial, alpha, frozen=()
+):
     """Trains one mixed-objective step in two passes instead of three.
 
     The clean backward pass yields the input gradient (for the attack) and
     the clean weight gradient together; then one adversarial pass.
 
     Args:
-        model: the compiled model; its optimizer applies the gradients.
+        forward: `inputs -> y_pred`, the model in training mode.
+        weights: the trainable variables `forward` reads.
+        optimizer: the `keras.optimizers.Optimizer` that applies gradients.
         x: the input batch (one tensor).
         loss_fn: `(inputs, y_pred) -> loss`, the compiled loss.
         adversarial: `(x, input_gradient) -> x_adv`.
         alpha: weight of the adversarial loss; 1 skips the clean weight
             gradient.
+        frozen: the other variables `forward` reads (non-trainable
+            weights), held at their values for the step (JAX).
 
     Returns:
         `(y_pred, y_pred_adv, clean_loss, adv_loss)`.
     """
-    weights = model.trainable_weights
     with tf.GradientTape() as tape:
         tape.watch(x)
-        y_pred = model._forward(x, training=True)
+        y_pred = forward(x)
         clean = loss_fn(x, y_pred)
-        scaled = model.optimizer.scale_loss(clean)
+        scaled = optimizer.scale_loss(clean)
     sources = (list(weights) if alpha < 1 else []) + [x]
     *clean_grads, input_grad = tape.gradient(scaled, sources)
     x_adv = tf.stop_gradient(adversarial(x, input_grad))
     with tf.GradientTape() as tape:
-        y_pred_adv = model._forward(x_adv, training=True)
+        y_pred_adv = forward(x_adv)
         adv = loss_fn(x_adv, y_pred_adv)
-        scaled = model.optimizer.scale_loss(adv)
+        scaled = optimizer.scale_loss(adv)
     grads = tape.gradient(scaled, weights)
     if alpha < 1:
         grads = [
             mix_gradients(c, a, alpha) for c, a in zip(clean_grads, grads, strict=True)
         ]
-    model.optimizer.apply_gradients(zip(grads, weights, strict=True))
+    optimizer.apply_gradients(zip(grads, weights, strict=True))
     return y_pred, y_pred_adv, clean, adv

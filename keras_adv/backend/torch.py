@@ -1,5 +1,6 @@
 """PyTorch implementation of the backend seam."""
 
+import keras
 import torch
 
 from keras_adv.backend.common import attack_before_step  # noqa: F401
@@ -28,7 +29,7 @@ def value_and_input_grad(loss_fn, x, has_aux=False):
             )
         else:
             grad = torch.zeros_like(x)
-    value = torch.utils._pytree.tree_map(lambda t: t.detach(), value)
+    value = keras.tree.map_structure(lambda t: t.detach(), value)
     return value, grad.detach()
 
 
@@ -47,33 +48,32 @@ def unscale_for_distribution(value):
     return value  # Keras scales losses for distribution on TensorFlow only
 
 
-def shared_pass_step(model, x, loss_fn, adversarial, alpha):
+def shared_pass_step(
+    forward, weights, optimizer, x, loss_fn, adversarial, alpha, frozen=()
+):
     """The two-pass mixed-objective step; see `tensorflow.py` for the contract.
 
     As Keras's torch `train_step`, with `torch.autograd.grad` instead of
     `backward()`, so the clean pass yields the input gradient (for the
     attack) and the clean weight gradient together.
     """
-    weights = model.trainable_weights
     tensors = [v.value for v in weights]
     x = torch.as_tensor(x).detach().requires_grad_(True)
-    y_pred = model._forward(x, training=True)
+    y_pred = forward(x)
     clean = loss_fn(x, y_pred)
     sources = (tensors if alpha < 1 else []) + [x]
     *clean_grads, input_grad = torch.autograd.grad(
-        model.optimizer.scale_loss(clean), sources, allow_unused=True
+        optimizer.scale_loss(clean), sources, allow_unused=True
     )
     with torch.no_grad():
         x_adv = adversarial(x.detach(), input_grad)
-    y_pred_adv = model._forward(x_adv, training=True)
+    y_pred_adv = forward(x_adv)
     adv = loss_fn(x_adv, y_pred_adv)
-    grads = torch.autograd.grad(
-        model.optimizer.scale_loss(adv), tensors, allow_unused=True
-    )
+    grads = torch.autograd.grad(optimizer.scale_loss(adv), tensors, allow_unused=True)
     if alpha < 1:
         grads = [
             mix_gradients(c, a, alpha) for c, a in zip(clean_grads, grads, strict=True)
         ]
     with torch.no_grad():
-        model.optimizer.apply(list(grads), weights)
+        optimizer.apply(list(grads), weights)
     return y_pred.detach(), y_pred_adv.detach(), clean.detach(), adv.detach()

@@ -1,5 +1,7 @@
 """`AdversarialModel`: adversarial training as a drop-in for `keras.Model`."""
 
+import contextlib
+import dataclasses
 import functools
 import inspect
 
@@ -11,6 +13,7 @@ from keras_adv import backend
 from keras_adv.attacks.attack import Attack
 from keras_adv.attacks.attack import deserialize
 from keras_adv.training import data_check
+from keras_adv.training import keras_internals
 from keras_adv.training import model_wrapping
 from keras_adv.training import objectives
 from keras_adv.training import two_pass_step
@@ -19,6 +22,24 @@ from keras_adv.training.metric_counterparts import adversarial_counterparts
 from keras_adv.training.schedule import EpsilonSchedule
 
 _SEED_KEY = "attack_seed_state"
+
+
+@dataclasses.dataclass(frozen=True)
+class StepMode:
+    """What a training step did before Keras called `compute_loss`.
+
+    Attributes:
+        x_adv: the batch's adversarial examples, made before Keras's step
+            differentiates (`None`: `compute_loss` attacks the batch itself).
+        adversarial_only: the step trains on the adversarial batch alone
+            (`x` and `y_pred` given to `compute_loss` are adversarial).
+    """
+
+    x_adv: object = None
+    adversarial_only: bool = False
+
+
+_PLAIN_STEP = StepMode()
 _FIT_SIGNATURE = inspect.signature(keras.Model.fit).replace(
     parameters=list(inspect.signature(keras.Model.fit).parameters.values())[1:]
 )
@@ -156,7 +177,7 @@ class AdversarialModel(keras.Model):
         self.clean_loss_tracker = keras.metrics.Mean(name="clean_loss")
         self.adv_compile_metrics = None
         self.shared_pass = validation.check_bool(shared_pass, "shared_pass")
-        self._adversarial_batch_only = False  # inside a step without clean pass
+        self._step_mode = _PLAIN_STEP  # set by `_in_step` for Keras's own step
 
     @functools.cached_property  # in __dict__: not tracked as a layer again
     def _direct_layer(self):
@@ -166,7 +187,7 @@ class AdversarialModel(keras.Model):
         """`self(x, training=training)`, for the passes of a training step.
 
         A model that only wraps another calls that one directly (see
-        `adversarial_graph.direct_layer`): the same outputs, less overhead.
+        `model_wrapping.direct_layer`): the same outputs, less overhead.
         """
         layer = self._direct_layer
         return (self if layer is None else layer)(x, training=training)
@@ -266,12 +287,16 @@ class AdversarialModel(keras.Model):
         counterparts = self.adv_compile_metrics
         if counterparts is not None and not counterparts.built:
             counterparts.build(y, y_pred)
-        if self._adversarial_batch_only:  # y_pred is adversarial: leave clean ones
-            clean = self._compile_metrics  # built (for validation), not updated
-            if clean is not None and not clean.built:
-                clean.build(y, y_pred)
+        if self._step_mode.adversarial_only:  # y_pred is adversarial
+            clean = keras_internals.compiled_metrics(self)
+            if clean is not None and not clean.built:  # for validation
+                clean.build(y, y_pred)  # but not updated on adversarial y_pred
             return self._logs_of(
-                [self._loss_tracker, self.adv_loss_tracker, counterparts]
+                [
+                    keras_internals.loss_tracker(self),
+                    self.adv_loss_tracker,
+                    counterparts,
+                ]
             )
         return super().compute_metrics(x, y, y_pred, sample_weight)
 
@@ -293,7 +318,7 @@ class AdversarialModel(keras.Model):
         alpha = two_pass_step.shared_pass_alpha(self, x)
         if alpha is not None:
             return backend.stateful_train_step(
-                self,
+                self._trainer_state_variables(),
                 args,
                 lambda data: two_pass_step.train_step(self, data, alpha),
             )
@@ -306,28 +331,56 @@ class AdversarialModel(keras.Model):
 
         # Attack before Keras differentiates: its tape (or jax.value_and_grad)
         # then records only the clean and adversarial passes, not the attack.
-        self._x_adv, args = backend.attack_before_step(self, args, attack)
-        try:
+        x_adv, args = backend.attack_before_step(
+            self._trainer_state_variables(), args, attack
+        )
+        with self._in_step(StepMode(x_adv=x_adv)):
             return super().train_step(*args)
+
+    @contextlib.contextmanager
+    def _in_step(self, mode):
+        """Keras's own step, told what this step did before it (`mode`)."""
+        self._step_mode = mode
+        try:
+            yield
         finally:
-            self._x_adv = None
+            self._step_mode = _PLAIN_STEP
+
+    def _trainer_state_variables(self):
+        """The variables of Keras's JAX trainer `state`, in its order."""
+        return (
+            self.trainable_variables,
+            self.non_trainable_variables,
+            self.optimizer.variables,
+            self.metrics_variables,
+        )
 
     def _adversarial_train_step(self, args, x, y, sample_weight):
         """Keras's own step on the adversarial batch: no clean pass at all."""
         x_adv, args = backend.attack_before_step(
-            self, args, lambda: self.adversarial_examples(x, y)
+            self._trainer_state_variables(),
+            args,
+            lambda: self.adversarial_examples(x, y),
         )
         data = keras.utils.pack_x_y_sample_weight(x_adv, y, sample_weight)
-        self._adversarial_batch_only = True
-        try:
+        with self._in_step(StepMode(adversarial_only=True)):
             return super().train_step(*args[:-1], data)
-        finally:
-            self._adversarial_batch_only = False
 
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
-        if self._adversarial_batch_only:  # x and y_pred are adversarial
+        # Keras's step calls this with its own arguments: the step's mode
+        # (set around Keras's step by `_in_step`) is passed on explicitly.
+        return self._objective_loss(
+            x, y, y_pred, sample_weight, training, self._step_mode
+        )
+
+    def _objective_loss(self, x, y, y_pred, sample_weight, training, mode):
+        """The objective's loss for a batch, in the step's `mode` (`StepMode`).
+
+        Records `clean_loss`, `adv_loss` and the `adv_` metrics on the way.
+        """
+        if mode.adversarial_only:  # x and y_pred are adversarial
             adv = super().compute_loss(x, y, y_pred, sample_weight, training=training)
             self.record_losses(x, None, adv)
             self.record_adversarial_metrics(y, y_pred, sample_weight)
@@ -336,7 +389,7 @@ class AdversarialModel(keras.Model):
         if not training and not self.evaluate_adversarial:
             self.record_losses(x, clean)
             return clean
-        x_adv = getattr(self, "_x_adv", None) if training else None
+        x_adv = mode.x_adv if training else None
         if x_adv is None:
             x_adv = self.adversarial_examples(x, y, y_pred)
         y_pred_adv = self._forward(x_adv, training=training)
@@ -352,7 +405,7 @@ class AdversarialModel(keras.Model):
         batch = ops.shape(keras.tree.flatten(x)[0])[0]
         pairs = [(self.clean_loss_tracker, clean), (self.adv_loss_tracker, adv)]
         if total is not None:  # Keras's own step records it otherwise
-            pairs.append((self._loss_tracker, total))
+            pairs.append((keras_internals.loss_tracker(self), total))
         for tracker, value in pairs:
             if value is not None:
                 value = backend.unscale_for_distribution(value)

@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_adv.training import keras_internals
+
 _PREFIXED_CLASSES = {}
 
 
@@ -40,9 +42,7 @@ def adversarial_counterparts(model, metrics, weighted_metrics):
     """
     if not metrics and not weighted_metrics:
         return None
-    compiled = next(
-        m for m in keras.Model.metrics.fget(model) if m.name == "compile_metrics"
-    )
+    compiled = keras_internals.compiled_metrics(model)
     container = _prefixed_class(type(compiled))(
         _fresh(metrics),
         _fresh(weighted_metrics),

@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_adv.training import keras_internals
+
 
 def check_budget(attack):
     if attack.clip is not None and attack.norm == "linf":
@@ -65,11 +67,10 @@ def direct_layer(model):
         return None
     if keras.tree.is_nested(model.output) or len(model.inputs) != 1:
         return None
-    history = model.output._keras_history
-    node = history.operation._inbound_nodes[history.node_index]
-    if history.operation is not layers[0] or len(node.input_tensors) != 1:
+    layer, input_tensors = keras_internals.sole_call(model)
+    if layer is not layers[0] or len(input_tensors) != 1:
         return None
-    if node.input_tensors[0] is not model.inputs[0]:
+    if input_tensors[0] is not model.inputs[0]:
         return None
     return layers[0]
 

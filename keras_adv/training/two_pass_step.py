@@ -125,7 +125,14 @@ def train_step(model, data, alpha):
         return attack.ascent_step(inputs, inputs, input_grad, epsilon)
 
     y_pred, y_pred_adv, clean, adv = backend.shared_pass_step(
-        model, x, loss_fn, adversarial, alpha
+        lambda inputs: model._forward(inputs, training=True),
+        model.trainable_variables,
+        model.optimizer,
+        x,
+        loss_fn,
+        adversarial,
+        alpha,
+        frozen=model.non_trainable_variables,
     )
     model.record_losses(x, clean, adv, model.objective.combine(clean, adv, None, None))
     model.record_adversarial_metrics(y, y_pred_adv, sample_weight)
