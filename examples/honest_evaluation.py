@@ -16,8 +16,8 @@ import warnings
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras_adv  # noqa: E402
-from keras_adv import PGD  # noqa: E402
 from keras_adv import evaluate_robustness  # noqa: E402
+from keras_adv.attacks.names import WORST_CASE  # noqa: E402
 from keras_adv.experiments.data import load  # noqa: E402
 from keras_adv.experiments.sweep import SweepSettings  # noqa: E402
 from keras_adv.experiments.sweep import train_model  # noqa: E402
@@ -32,12 +32,10 @@ def main():
     settings = SweepSettings(epochs=args.epochs)
     for train_eps in (0.0, 0.2):
         model, _ = train_model(settings, train_eps, data)
-        attacks = {"PGD-20": PGD(0.1, steps=20, seed=0)}
-        if args.quick:
-            attacks["APGD-CE"] = keras_adv.APGD(0.1, steps=20, seed=0)
-            attacks["Square"] = keras_adv.Square(0.1, queries=200, seed=0)
-        else:
-            attacks.update(keras_adv.autoattack(0.1, seed=0))
+        # Attack names as on the command line (see keras_adv.attacks.get).
+        attacks = ["pgd20", "apgd-ce20", "square200"] if args.quick else ["pgd20"]
+        if not args.quick:
+            attacks += keras_adv.autoattack(0.1, seed=0).values()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", keras_adv.RobustnessWarning)
             result = evaluate_robustness(
@@ -46,7 +44,7 @@ def main():
         title = "clean" if train_eps == 0 else f"PGD-7 madry eps {train_eps:g}"
         print(f"## {title}: clean accuracy {result.clean_accuracy:.3f}")
         print("attack | eps 0.1 | eps 0.2")
-        rows = {**result.robust_accuracy, "worst case": result.worst_case}
+        rows = {**result.robust_accuracy, WORST_CASE: result.worst_case}
         for name, row in rows.items():
             print(f"{name} | " + " | ".join(f"{value:.3f}" for value in row))
         failed = result.failed_checks

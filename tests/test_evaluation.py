@@ -49,9 +49,9 @@ def test_records_hyperparameters_and_serializes(trained_image_model, images):
         attacks=[PGD(0.3, steps=7, seed=0), PGD(0.3, steps=3, seed=0)],
         checks=False,
     )
-    assert set(result.attacks) == {"PGD-7", "PGD-3"}
-    assert result.attacks["PGD-7"]["steps"] == 7
-    assert result.attacks["PGD-7"]["epsilon"] == "per column"
+    assert set(result.attacks) == {"pgd7", "pgd3"}
+    assert result.attacks["pgd7"]["steps"] == 7
+    assert result.attacks["pgd7"]["epsilon"] == "per column"
     assert json.loads(json.dumps(result.to_dict()))["num_examples"] == 200
 
 
@@ -63,16 +63,36 @@ def test_duplicate_names_get_a_suffix(trained_image_model, images):
         attacks=[FGSM(0.1), FGSM(0.1, random_start=True, seed=1)],
         checks=False,
     )
-    assert list(result.robust_accuracy) == ["FGSM", "FGSM#2"]
+    assert list(result.robust_accuracy) == ["fgsm", "fgsm#2"]
+
+
+def test_attacks_may_be_given_by_name(trained_image_model, images):
+    by_name = evaluate_robustness(
+        trained_image_model,
+        images,
+        epsilons=[0.05],
+        attacks=["fgsm", "PGD-3"],
+        checks=False,
+        seed=0,
+    )
+    built = evaluate_robustness(
+        trained_image_model,
+        images,
+        epsilons=[0.05],
+        attacks=[FGSM(0.1), PGD(0.1, steps=3, seed=0)],
+        checks=False,
+    )
+    assert by_name.robust_accuracy == built.robust_accuracy
+    assert list(by_name.robust_accuracy) == ["fgsm", "pgd3"]
 
 
 def test_autoattack_preset_is_named_and_configured():
     attacks = autoattack(0.03, seed=0)
-    assert list(attacks) == ["APGD-CE", "APGD-T", "Square"]
-    assert attacks["APGD-CE"].steps == 100 and attacks["APGD-CE"].loss == "ce"
-    assert attacks["APGD-T"].target_classes == 9 and attacks["APGD-T"].steps == 100
-    assert attacks["Square"].queries == 5000 and attacks["Square"].p_init == 0.8
-    assert list(autoattack(0.5, norm="l2")) == ["APGD-CE", "APGD-T"]
+    assert list(attacks) == ["apgd-ce", "apgd-t", "square"]
+    assert attacks["apgd-ce"].steps == 100 and attacks["apgd-ce"].loss == "ce"
+    assert attacks["apgd-t"].target_classes == 9 and attacks["apgd-t"].steps == 100
+    assert attacks["square"].queries == 5000 and attacks["square"].p_init == 0.8
+    assert list(autoattack(0.5, norm="l2")) == ["apgd-ce-l2", "apgd-t-l2"]
 
 
 @pytest.mark.slow
@@ -81,10 +101,11 @@ def test_the_autoattack_preset_runs_end_to_end(trained_image_model, images):
     result = evaluate_robustness(
         trained_image_model, (x[:64], y[:64]), epsilons=[0.1], checks=False, seed=0
     )
-    assert list(result.robust_accuracy) == ["APGD-CE", "APGD-T", "Square"]
+    assert list(result.robust_accuracy) == ["apgd-ce", "apgd-t", "square"]
     assert result.worst_case[0] <= min(v[0] for v in result.robust_accuracy.values())
 
 
+@pytest.mark.slow
 def test_checks_pass_on_a_properly_trained_model(trained_image_model, images):
     """A trained logits model evaluated with strong attacks raises no warning."""
     x, y = images

@@ -35,6 +35,8 @@ def test_attacks_api_is_pinned():
         "MIM",
         "PGD",
         "Square",
+        "get",
+        "name_of",
     ]
 
 

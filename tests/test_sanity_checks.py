@@ -24,6 +24,7 @@ def _failed(result):
     return {check.name: check for check in result.failed_checks}
 
 
+@pytest.mark.slow
 def test_masked_gradients_are_caught(trained_image_model, images):
     """Zero input gradients: PGD cannot move, Square and noise still break."""
     model = masked(trained_image_model, (8, 8, 1))
@@ -82,7 +83,7 @@ def test_a_weak_attack_is_caught_by_fgsm_and_by_doubling(trained_image_model, im
     failed = _failed(result)
     assert "iterative_beats_fgsm" in failed
     assert "more_iterations_change_little" in failed
-    doubled = failed["more_iterations_change_little"].evidence["PGD-2"]
+    doubled = failed["more_iterations_change_little"].evidence["pgd2"]
     assert doubled["doubled"] < doubled["accuracy"] - 0.02 and doubled["steps"] == 4
     # ... and at a large epsilon two steps of 0.01 cannot reach chance.
     assert "chance_at_large_epsilon" in failed

@@ -7,7 +7,6 @@ import pytest
 
 from keras_adv.experiments.sweep import RESULTS
 from keras_adv.experiments.sweep import SweepSettings
-from keras_adv.experiments.sweep import make_attack
 from keras_adv.experiments.sweep import run_sweep
 
 TINY = dict(
@@ -30,6 +29,7 @@ class Stop(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_a_sweep_fills_its_grid_and_records_its_settings(tmp_path):
     results = run_sweep(SweepSettings(**{**TINY, "checks": True}), tmp_path)
     attack_cells = [c for c in results["cells"] if c["attack"] != "worst case"]
@@ -64,6 +64,7 @@ def test_a_sweep_fills_its_grid_and_records_its_settings(tmp_path):
     assert "black_box_not_stronger" in names and len(names) == 8
 
 
+@pytest.mark.slow
 def test_an_interrupted_sweep_resumes_without_redoing_cells(tmp_path):
     seen = []
 
@@ -99,6 +100,7 @@ def test_an_interrupted_sweep_resumes_without_redoing_cells(tmp_path):
     assert sorted(results["cells"], key=key) == sorted(whole["cells"], key=key)
 
 
+@pytest.mark.slow
 def test_other_settings_are_refused_unless_overwriting(tmp_path):
     run_sweep(SweepSettings(**TINY), tmp_path)
     other = SweepSettings(**{**TINY, "epochs": 2})
@@ -120,17 +122,3 @@ def test_other_settings_are_refused_unless_overwriting(tmp_path):
 def test_bad_settings(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SweepSettings(**kwargs)
-
-
-def test_attack_names():
-    assert make_attack("pgd20", 0.1, 0).steps == 20
-    assert make_attack("mim5", 0.1, 0).steps == 5
-    assert make_attack("apgd-ce", 0.1, 0).steps == 100
-    assert make_attack("apgd-dlr50", 0.1, 0).loss == "dlr"
-    assert make_attack("apgd-t", 0.1, 0).target_classes == 9
-    assert make_attack("square", 0.1, 0).queries == 5000
-    assert make_attack("square300", 0.1, 0).queries == 300
-    for bad in ("pgd", "mim", "pgd0", "square0", "cw"):
-        with pytest.raises(ValueError, match="Attack names"):
-            make_attack(bad, 0.1, 0)
-    assert type(make_attack("fgsm", 0.1, 0)).__name__ == "FGSM"

@@ -12,6 +12,8 @@ from keras_adv import metrics
 from keras_adv.attacks.apgd import APGD
 from keras_adv.attacks.apgd_t import APGDT
 from keras_adv.attacks.attack import Attack
+from keras_adv.attacks.names import get
+from keras_adv.attacks.names import name_of
 from keras_adv.attacks.square import Square
 from keras_adv.evaluation import sanity_checks
 from keras_adv.evaluation.probe import ProbeSet
@@ -29,13 +31,13 @@ def autoattack(epsilon, norm="linf", seed=None):
     diverse parameter-free attacks", Croce & Hein 2020, arXiv:2003.01690.
     FAB-T is left out (it rarely breaks an example the others do not).
     """
-    attacks = {
-        "APGD-CE": APGD(epsilon, norm, steps=100, loss="ce", seed=seed),
-        "APGD-T": APGDT(epsilon, norm, steps=100, target_classes=9, seed=seed),
-    }
+    attacks = [
+        APGD(epsilon, norm, steps=100, loss="ce", seed=seed),
+        APGDT(epsilon, norm, steps=100, target_classes=9, seed=seed),
+    ]
     if norm == "linf":
-        attacks["Square"] = Square(epsilon, queries=5000, p_init=0.8, seed=seed)
-    return attacks
+        attacks.append(Square(epsilon, queries=5000, p_init=0.8, seed=seed))
+    return {name_of(attack): attack for attack in attacks}
 
 
 @dataclasses.dataclass
@@ -99,8 +101,11 @@ def evaluate_robustness(
         model: a `keras.Model` with one output (logits preferred).
         data: an `(x, y)` pair of arrays or a dataset of `(x, y)` batches.
         epsilons: the budgets to evaluate, on the scale of the inputs.
-        attacks: `"autoattack"` (see `autoattack`), a list of `Attack`s, or a
-            `{name: Attack}` dict. The attacks' own epsilon is ignored.
+        attacks: `"autoattack"` (see `autoattack`), a list of `Attack`s or
+            attack names (`["fgsm", "pgd20"]`, see `keras_adv.attacks.get`),
+            or a `{name: Attack}` dict. Results are keyed by the attacks'
+            names (`keras_adv.attacks.name_of`). The attacks' own epsilon is
+            ignored.
             Defaults to `"autoattack"`.
         checks: run the sanity checks. They cost about two more epsilons
             (one large, one with doubled steps and restarts). Defaults to
@@ -108,7 +113,8 @@ def evaluate_robustness(
         tolerance: the accuracy difference the checks allow. Defaults to 0.02.
         batch_size: examples per attack call. Defaults to 256.
         max_examples: evaluate at most this many examples. Defaults to all.
-        seed: seed for the `"autoattack"` attacks and the checks' noise.
+        seed: seed for attacks given by name (`"autoattack"` too) and the
+            checks' noise.
             Defaults to `None`.
 
     Returns:
@@ -145,10 +151,7 @@ def evaluate_robustness(
         name: [outcomes.correct(attack, eps) for eps in epsilons]
         for name, attack in named.items()
     }
-    worst = [
-        np.logical_and.reduce([outcomes.clean] + [correct[n][i] for n in named])
-        for i in range(len(epsilons))
-    ]
+    worst = worst_case(outcomes.clean, correct)
     found = []
     if checks:
         found = sanity_checks.run_checks(
@@ -170,6 +173,21 @@ def evaluate_robustness(
         checks=found,
         num_examples=len(probe),
     )
+
+
+def worst_case(clean, correct):
+    """Per epsilon, per example: right clean and under every attack.
+
+    Args:
+        clean: per-example correctness on the unperturbed examples.
+        correct: `{attack name: [per-example correctness at each epsilon]}`.
+
+    Returns:
+        A list with one boolean array per epsilon (an example broken by any
+        attack counts as broken).
+    """
+    columns = list(zip(*correct.values(), strict=True))
+    return [np.logical_and.reduce([clean, *column]) for column in columns]
 
 
 class Outcomes:
@@ -219,10 +237,15 @@ def _named_attacks(attacks, epsilons, seed):
     else:
         named = {}
         for attack in attacks:
-            name, count = default_name(attack), 1
+            if isinstance(attack, str):
+                try:
+                    attack = get(attack, 0.0, seed)
+                except ValueError as error:
+                    raise ValueError(f"Argument `attacks`: {error}") from None
+            name, count = name_of(attack), 1
             while name in named:
                 count += 1
-                name = f"{default_name(attack)}#{count}"
+                name = f"{name_of(attack)}#{count}"
             named[name] = attack
     if not named or not all(isinstance(a, Attack) for a in named.values()):
         raise ValueError(
@@ -230,19 +253,6 @@ def _named_attacks(attacks, epsilons, seed):
             f"Received: attacks={attacks!r}"
         )
     return named
-
-
-def default_name(attack):
-    """A short name: `PGD-20`, `APGD-CE`, `APGD-T`, `MIM-10`, `Square`, `FGSM`."""
-    kind = type(attack).__name__
-    if isinstance(attack, APGDT):
-        return "APGD-T"
-    if isinstance(attack, APGD):
-        loss = attack.loss or "ce"
-        return f"APGD-{loss.upper() if isinstance(loss, str) else 'custom'}"
-    if kind in ("PGD", "MIM"):
-        return f"{kind}-{attack.steps}"
-    return kind
 
 
 def _config(attack):

@@ -16,6 +16,7 @@ from keras_adv import backend
 from keras_adv import losses
 from keras_adv import norms
 from keras_adv.attacks.fgsm import FGSM
+from keras_adv.attacks.names import WORST_CASE
 
 
 @dataclasses.dataclass
@@ -41,7 +42,7 @@ def run_checks(outcomes, attacks, epsilons, correct, worst, tolerance, seed=None
         seed: seed of the random noise. Defaults to `None`.
     """
     accuracy = {name: [c.mean() for c in cols] for name, cols in correct.items()}
-    accuracy["worst case"] = [w.mean() for w in worst]
+    accuracy[WORST_CASE] = [w.mean() for w in worst]
     return [
         outputs_are_logits(outcomes),
         deterministic(outcomes),

@@ -274,10 +274,10 @@ def _load_model(path):
 def _evaluate(args):
     import warnings
 
+    from keras_adv.attacks import names as attack_names
     from keras_adv.evaluation.robustness import RobustnessWarning
     from keras_adv.evaluation.robustness import evaluate_robustness
     from keras_adv.experiments.data import load
-    from keras_adv.experiments.sweep import make_attack
 
     options = _options(args, {"dataset", "seed", "max_test_examples", "quiet"})
     say = _say(options)
@@ -287,7 +287,7 @@ def _evaluate(args):
         attacks = "autoattack"
     else:
         names = cli_options.check("attacks", args.attacks)
-        attacks = {name: make_attack(name, 0.0, seed) for name in names}
+        attacks = {name: attack_names.get(name, 0.0, seed) for name in names}
     model = _load_model(args.model)
     dataset = options.get("dataset", "digits")
     _, test = load(dataset, seed=seed)
@@ -304,7 +304,7 @@ def _evaluate(args):
             seed=seed,
         )
     say("attack | " + " | ".join(f"eps {eps:g}" for eps in result.epsilons))
-    rows = {**result.robust_accuracy, "worst case": result.worst_case}
+    rows = {**result.robust_accuracy, attack_names.WORST_CASE: result.worst_case}
     for name, row in rows.items():
         say(f"{name} | " + " | ".join(f"{value:.3f}" for value in row))
     for check in result.checks:

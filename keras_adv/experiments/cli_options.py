@@ -80,14 +80,12 @@ def _folder_name(value):
 
 def _attack_name(value):
     _text(value)
-    from keras_adv.experiments.sweep import ATTACK_NAMES
-    from keras_adv.experiments.sweep import make_attack
+    from keras_adv.attacks import names
 
     try:
-        make_attack(value, 0.1, 0)
+        return names.name_of(names.get(value))  # one spelling per attack
     except ValueError:
-        raise TypeError(f"an attack name: {ATTACK_NAMES}") from None
-    return value
+        raise TypeError(f"an attack name: {names.GRAMMAR}") from None
 
 
 _BUDGETS = _list_of(_budget, "finite numbers >= 0", "[0, 0.1]")

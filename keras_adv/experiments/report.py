@@ -8,6 +8,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from keras_adv.attacks.names import WORST_CASE  # noqa: E402
 from keras_adv.experiments.results_store import write_atomically  # noqa: E402
 
 COLUMNS = (
@@ -23,9 +24,6 @@ COLUMNS = (
     "flip_rate",
 )
 FIGURES = ("heatmap.png", "robust_accuracy.png", "strength_vs_effect.png")
-
-
-WORST_CASE = "worst case"  # as sweep.WORST_CASE (report.py renders, never computes)
 
 
 def _grid(results):

@@ -16,7 +16,6 @@ import glob
 import json
 import os
 import platform
-import re
 import time
 from importlib import metadata
 
@@ -25,16 +24,13 @@ import numpy as np
 
 from keras_adv import __version__
 from keras_adv import argument_validation as validation
-from keras_adv.attacks.apgd import APGD
-from keras_adv.attacks.apgd_t import APGDT
-from keras_adv.attacks.fgsm import FGSM
-from keras_adv.attacks.mim import MIM
-from keras_adv.attacks.pgd import PGD
-from keras_adv.attacks.square import Square
+from keras_adv import attacks as attack_names
+from keras_adv.attacks.names import WORST_CASE
 from keras_adv.evaluation import sanity_checks
 from keras_adv.evaluation.probe import ProbeSet
 from keras_adv.evaluation.probe import standard_metrics
 from keras_adv.evaluation.robustness import Outcomes
+from keras_adv.evaluation.robustness import worst_case
 from keras_adv.experiments import results_store
 from keras_adv.experiments.data import fingerprint
 from keras_adv.experiments.data import load
@@ -44,7 +40,6 @@ from keras_adv.experiments.results_store import write_json as _write_json
 from keras_adv.experiments.zoo import small_cnn
 from keras_adv.training.adversarial_model import AdversarialModel
 
-WORST_CASE = "worst case"  # the attack name of the worst-case cells
 CHECK_TOLERANCE = 0.02  # accuracy difference the sanity checks allow
 
 
@@ -74,39 +69,18 @@ class SweepSettings:
             validation.check_epsilon(eps, "train_epsilons")
         for eps in self.attack_epsilons:
             validation.check_epsilon(eps, "attack_epsilons")
-        for name in (*self.attacks, self.train_attack):
-            make_attack(name, 0.1, 0)  # raises on an unknown name
+        # One spelling per attack (raises on an unknown name): "PGD-20" and
+        # "pgd20" are one attack, so one column and one resumable cell.
+        object.__setattr__(
+            self, "attacks", tuple(dict.fromkeys(map(_canonical, self.attacks)))
+        )
+        object.__setattr__(self, "train_attack", _canonical(self.train_attack))
         for name in ("epochs", "batch_size", "max_test_examples"):
             validation.check_positive(getattr(self, name), name, integer=True)
 
 
-ATTACK_NAMES = (
-    "'fgsm', 'pgd<steps>' (e.g. 'pgd20'), 'mim<steps>', 'apgd-ce[<steps>]', "
-    "'apgd-dlr[<steps>]', 'apgd-t[<steps>]' (100 steps by default) or "
-    "'square[<queries>]' (5000 by default)"
-)
-
-
-def make_attack(name, epsilon, seed):
-    """The attack `name` names (see `ATTACK_NAMES`) at `epsilon`."""
-    if name == "fgsm":
-        return FGSM(epsilon)
-    match = re.fullmatch(r"(pgd|mim|apgd-ce|apgd-dlr|apgd-t|square)(\d*)", name)
-    if match is None or (match.group(1) in ("pgd", "mim") and not match.group(2)):
-        raise ValueError(f"Attack names are {ATTACK_NAMES}. Received: {name!r}")
-    kind, number = match.group(1), match.group(2)
-    count = int(number) if number else (5000 if kind == "square" else 100)
-    if count < 1:
-        raise ValueError(f"Attack names need a count >= 1. Received: {name!r}")
-    if kind == "pgd":
-        return PGD(epsilon, steps=count, seed=seed)
-    if kind == "mim":
-        return MIM(epsilon, steps=count, seed=seed)
-    if kind == "apgd-t":
-        return APGDT(epsilon, steps=count, seed=seed)
-    if kind == "square":
-        return Square(epsilon, queries=count, seed=seed)
-    return APGD(epsilon, steps=count, loss=kind[5:], seed=seed)
+def _canonical(name):
+    return attack_names.name_of(attack_names.get(name))
 
 
 def _versions():
@@ -124,7 +98,9 @@ def _versions():
 def _attack_configs(settings):
     """The full hyperparameters behind each attack name (epsilon set per cell)."""
     names = {*settings.attacks, settings.train_attack}
-    return {name: make_attack(name, 0.0, settings.seed).get_config() for name in names}
+    return {
+        name: attack_names.get(name, 0.0, settings.seed).get_config() for name in names
+    }
 
 
 def _data_record(settings, data):
@@ -204,7 +180,7 @@ def train_model(settings, eps, data, verbose=0):
     keras.utils.set_random_seed(settings.seed)
     model = small_cnn(data[0][0].shape[1:], int(data[0][1].max()) + 1, settings.seed)
     if eps > 0:
-        attack = make_attack(settings.train_attack, eps, settings.seed)
+        attack = attack_names.get(settings.train_attack, eps, settings.seed)
         model = AdversarialModel(
             model=model, attack=attack, objective=settings.objective
         )
@@ -266,7 +242,7 @@ def _fill(settings, out_dir, data, results, verbose, on_cell):
         # One attack and one metric set per name: compiled once, the budget
         # of each cell passed as a tensor.
         tools = {
-            name: (make_attack(name, 0.0, settings.seed), standard_metrics())
+            name: (attack_names.get(name, 0.0, settings.seed), standard_metrics())
             for name in settings.attacks
         }
         starts = {name: _rng_state(attack) for name, (attack, _) in tools.items()}
@@ -323,10 +299,7 @@ def _add_worst_case_and_checks(settings, model, test, attacks, results, train_ep
     epsilons = sorted(settings.attack_epsilons)
     table = {name: [correct[(name, e)] for e in epsilons] for name in attacks}
     outcomes = Outcomes(model, test.x, test.y, test.batch_size)
-    worst = [
-        np.logical_and.reduce([outcomes.clean] + [table[n][i] for n in attacks])
-        for i in range(len(epsilons))
-    ]
+    worst = worst_case(outcomes.clean, table)
     results["cells"] = [
         c
         for c in results["cells"]
