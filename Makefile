@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-fast test-oldest-keras lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,28 @@ test: $(STAMP)
 		echo "== KERAS_BACKEND=$$backend"; \
 		KERAS_BACKEND=$$backend $(BIN)/python -m pytest || exit 1; \
 	done
+
+# The edit loop: tests not marked slow (each under a few seconds), one
+# backend unless told (`make test-fast FAST_BACKENDS="jax torch"`).
+FAST_BACKENDS ?= tensorflow
+test-fast: $(STAMP)
+	for backend in $(FAST_BACKENDS); do \
+		echo "== KERAS_BACKEND=$$backend (not slow)"; \
+		KERAS_BACKEND=$$backend $(BIN)/python -m pytest -m "not slow" -q || exit 1; \
+	done
+
+# The oldest Keras pyproject.toml allows (its lower bound), over the venv's
+# newest: a Keras release that moves an internal fails a test, not a user.
+# TensorFlow, the tests not marked slow (the Keras-facing ones all are fast).
+KERAS_OLDEST ?= 3.10.0
+OLDEST_DIR := $(VENV)/keras-$(KERAS_OLDEST)
+test-oldest-keras: $(STAMP)
+	test -d $(OLDEST_DIR)/keras || $(BIN)/python -m pip install --quiet \
+		--no-deps --target $(OLDEST_DIR) keras==$(KERAS_OLDEST)
+	PYTHONPATH=$(OLDEST_DIR) $(BIN)/python -c \
+		"import keras; assert keras.__version__ == '$(KERAS_OLDEST)', keras.__version__"
+	PYTHONPATH=$(OLDEST_DIR) KERAS_BACKEND=tensorflow \
+		$(BIN)/python -m pytest -m "not slow" -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

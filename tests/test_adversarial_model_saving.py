@@ -66,6 +66,7 @@ class _Interrupt(keras.callbacks.Callback):
             raise RuntimeError("interrupted")
 
 
+@pytest.mark.slow
 def test_backup_and_restore_resumes_to_the_uninterrupted_weights(tmp_path):
     x, y = data()
 

@@ -31,6 +31,7 @@ def test_unknown_flag_exits_2(capsys):
     assert "unrecognized arguments" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_python_dash_m_runs_the_cli():
     result = subprocess.run(
         [sys.executable, "-m", "keras_adv", "--version"],
@@ -59,6 +60,7 @@ TINY = [
 ]
 
 
+@pytest.mark.slow
 def test_sweep_writes_the_run_folder_and_resumes(tmp_path):
     code, out, err = run_cli("sweep", "--out", str(tmp_path), "--name", "t", *TINY)
     assert code == 0, err[-2000:]
@@ -86,11 +88,13 @@ def test_sweep_writes_the_run_folder_and_resumes(tmp_path):
     assert_refused(code, err, "other settings", "--overwrite")
 
 
+@pytest.mark.slow
 def test_quiet_prints_nothing(tmp_path):
     code, out, _ = run_cli("sweep", "--out", str(tmp_path), *TINY, "--quiet")
     assert code == 0 and out == ""
 
 
+@pytest.mark.slow
 def test_config_file_mirrors_the_flags(tmp_path):
     config = tmp_path / "sweep.toml"
     config.write_text(
@@ -138,6 +142,7 @@ def test_unwritable_output_folder(tmp_path):
     assert_refused(code, err, "cannot write")
 
 
+@pytest.mark.slow
 def test_train_then_evaluate(tmp_path):
     model = tmp_path / "robust.keras"
     code, out, err = run_cli(
@@ -179,6 +184,7 @@ def test_train_then_evaluate(tmp_path):
     assert_refused(code, err, "broken.keras", "damaged")
 
 
+@pytest.mark.slow
 def test_train_reads_its_config_and_takes_zero_as_a_value(tmp_path):
     """--epsilon 0 (clean) and config keys must not fall back to the defaults."""
     config = tmp_path / "train.toml"

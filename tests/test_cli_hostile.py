@@ -185,6 +185,7 @@ def test_writes_leave_no_temporary_files_and_never_half_a_file(tmp_path):
 # Data identified by content, not by path.
 
 
+@pytest.mark.slow
 def test_a_resumed_sweep_refuses_data_that_changed_at_the_same_path(tmp_path):
     rng = np.random.default_rng(0)
 
@@ -282,6 +283,7 @@ def test_overwrite_with_the_same_settings_and_data_resumes(finished, monkeypatch
     assert (root / "runs" / "done" / "results.json").read_text() == before
 
 
+@pytest.mark.slow
 def test_a_sweep_never_deletes_files_it_did_not_make(tmp_path):
     models = tmp_path / "runs" / "x" / "models"
     models.mkdir(parents=True)

@@ -4,6 +4,14 @@ here, not in a user's install."""
 
 import ast
 import pathlib
+import re
+
+import pytest
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 import keras_adv
 
@@ -173,3 +181,19 @@ def test_the_backend_works_on_tensors_and_callables_not_keras_adv_classes():
             ):
                 offenders.setdefault(path.name, []).append(ast.unparse(node))
     assert offenders == {}
+
+
+def test_ci_tests_the_lower_bound_of_the_keras_range():
+    repo = ROOT.parent
+    if not (repo / "Makefile").exists():
+        pytest.skip("an installed keras-adv, not the repository")
+    pyproject = tomllib.loads((repo / "pyproject.toml").read_text())
+    keras_spec = next(
+        d for d in pyproject["project"]["dependencies"] if d.startswith("keras")
+    )
+    lower = re.search(r">=\s*([\d.]+)", keras_spec).group(1)
+    oldest = re.search(
+        r"^KERAS_OLDEST \?= (\S+)$", (repo / "Makefile").read_text(), re.M
+    )
+    assert oldest is not None and oldest.group(1) == lower
+    assert "make test-oldest-keras" in (repo / ".ci" / "run").read_text()
