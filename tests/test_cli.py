@@ -52,6 +52,8 @@ TINY = [
     "0.1",
     "--attacks",
     "fgsm",
+    "--train-attack",
+    "fgsm",  # PGD-7 training costs time; test_sweep trains with it
     "--epochs",
     "1",
     "--max-test-examples",
