@@ -5,10 +5,10 @@ import keras
 
 from keras_adv.backend.common import mix_gradients
 
-# Attacks with at most this many steps unroll them: XLA's CPU `while` loop
-# made PGD-7 training 1.17x slower than the same steps unrolled
-# (benchmarks/jax_fit_speed.py); longer attacks keep a loop, so compile time
-# stays bounded.
+# Attacks with at most this many steps unroll them: XLA's CPU `while` loop is
+# slower than the same steps unrolled (benchmarks/jax_fit_speed.py measures
+# it; the README quotes the numbers); longer attacks keep a loop, so compile
+# time stays bounded.
 MAX_UNROLLED_STEPS = 10
 
 

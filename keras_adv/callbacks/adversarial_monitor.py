@@ -39,7 +39,8 @@ class AdversarialMonitor(keras.callbacks.Callback):
         every: compute every this many epochs (always after the first).
             Defaults to 1.
         max_examples: size cap of the probe set. Defaults to 64, which keeps
-            the monitor within 5% of an epoch even on the tiny digits set; its
+            the monitor a small share of an epoch even on the tiny digits set
+            (the README's Performance section has the measurement); its
             accuracies then have a standard error of up to 6 points (a trend,
             not a measurement), so on larger data, where epochs are longer,
             raise it to 1000 or more.

@@ -441,7 +441,8 @@ class AdversarialModel(keras.Model):
 
         TRADES replaces the attack's loss with its KL term; a compiled loss
         that states `from_logits` spares the default attack loss detecting
-        it on every step (about 20% of a PGD step on the CPU).
+        it on every step (a cost per attack step; see the README's
+        Performance section).
         """
         if getattr(self, "_cached_attack", None) is not None:
             return self._cached_attack

@@ -54,8 +54,8 @@ def direct_layer(model):
     An `AdversarialModel` wrapping a model (`model=`, or loaded from such a
     `.keras` file) has this graph. Calling the inner model directly gives the
     same outputs (it converts and checks its inputs itself) without the outer
-    model's `__call__`, which costs about 0.2 ms per call in eager PyTorch,
-    where attacks make several calls per training step. `None` for any other
+    model's `__call__`, whose overhead counts in eager PyTorch, where attacks
+    make several calls per training step. `None` for any other
     graph (several inputs or outputs, or layers besides the one model).
     """
     layers = [
