@@ -1,3 +1,5 @@
+import inspect
+
 import keras_adv
 from keras_adv import attacks
 
@@ -51,3 +53,43 @@ def test_callbacks_api_is_pinned():
         "CatastrophicOverfittingGuard",
         "RobustnessCurve",
     ]
+
+
+# Tensors, arrays and datasets: as in Keras's own signatures, left unannotated.
+DATA_PARAMETERS = {"data", "x", "y"}
+
+
+def entry_points():
+    """The public constructors and functions a user calls by keyword."""
+    from keras_adv import objectives
+
+    public = [
+        getattr(namespace, name)
+        for namespace in (keras_adv, attacks, keras_adv.callbacks)
+        for name in namespace.__all__
+    ]
+    public += [objectives.Mixed, objectives.Madry, objectives.Trades]
+    for obj in public:
+        if inspect.isclass(obj):
+            yield f"{obj.__name__}.__init__", obj.__init__
+            for method in ("generate", "__call__"):
+                if method in vars(obj):
+                    yield f"{obj.__name__}.{method}", vars(obj)[method]
+        elif inspect.isfunction(obj):
+            yield obj.__name__, obj
+
+
+def test_public_signatures_carry_type_hints():
+    missing = []
+    for where, fn in entry_points():
+        if fn is object.__init__:
+            continue
+        for p in inspect.signature(fn).parameters.values():
+            if p.name in {"self", *DATA_PARAMETERS} or p.kind in (
+                p.VAR_POSITIONAL,
+                p.VAR_KEYWORD,
+            ):
+                continue
+            if p.annotation is p.empty:
+                missing.append(f"{where}({p.name})")
+    assert missing == []

@@ -1,5 +1,7 @@
 """Auto-PGD (APGD): PGD with momentum and a step size that adapts by itself."""
 
+from collections.abc import Callable
+
 import keras
 import numpy as np
 from keras import ops
@@ -84,17 +86,17 @@ class APGD(Attack):
 
     def __init__(
         self,
-        epsilon,
-        norm="linf",
-        steps=100,
-        restarts=1,
-        rho=0.75,
-        random_start=True,
-        clip=(0.0, 1.0),
-        targeted=False,
-        loss="ce",
-        from_logits=None,
-        seed=None,
+        epsilon: float,
+        norm: str = "linf",
+        steps: int = 100,
+        restarts: int = 1,
+        rho: float = 0.75,
+        random_start: bool = True,
+        clip: tuple[float, float] | None = (0.0, 1.0),
+        targeted: bool = False,
+        loss: str | Callable = "ce",
+        from_logits: bool | None = None,
+        seed: int | None = None,
     ):
         super().__init__(epsilon, norm, clip, targeted, loss, from_logits, seed)
         self.steps = validation.check_positive(steps, "steps", integer=True)

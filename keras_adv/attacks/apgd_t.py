@@ -46,16 +46,16 @@ class APGDT(APGD):
 
     def __init__(
         self,
-        epsilon,
-        norm="linf",
-        steps=100,
-        target_classes=9,
-        restarts=1,
-        rho=0.75,
-        random_start=True,
-        clip=(0.0, 1.0),
-        from_logits=None,
-        seed=None,
+        epsilon: float,
+        norm: str = "linf",
+        steps: int = 100,
+        target_classes: int = 9,
+        restarts: int = 1,
+        rho: float = 0.75,
+        random_start: bool = True,
+        clip: tuple[float, float] | None = (0.0, 1.0),
+        from_logits: bool | None = None,
+        seed: int | None = None,
     ):
         super().__init__(
             epsilon, norm, steps, restarts, rho, random_start, clip,

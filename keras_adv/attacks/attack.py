@@ -1,6 +1,9 @@
 """`Attack`: the threat model and what every attack shares."""
 
+from collections.abc import Callable
+
 import keras
+import numpy as np
 from keras import ops
 
 from keras_adv import argument_validation as validation
@@ -47,13 +50,13 @@ class Attack:
 
     def __init__(
         self,
-        epsilon,
-        norm="linf",
-        clip=(0.0, 1.0),
-        targeted=False,
-        loss=None,
-        from_logits=None,
-        seed=None,
+        epsilon: float,
+        norm: str = "linf",
+        clip: tuple[float, float] | None = (0.0, 1.0),
+        targeted: bool = False,
+        loss: str | Callable | None = None,
+        from_logits: bool | None = None,
+        seed: int | None = None,
     ):
         self.epsilon = validation.check_epsilon(epsilon)
         self.norm = norms.check_norm(norm)
@@ -75,7 +78,14 @@ class Attack:
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def __call__(self, forward, x, y, epsilon=None, check_values=True):
+    def __call__(
+        self,
+        forward: Callable,
+        x,
+        y,
+        epsilon: float | None = None,
+        check_values: bool = True,
+    ):
         """Returns `x_adv` for inputs `x` with labels (or targets) `y`.
 
         Runs eagerly or inside a traced function (`tf.function`, `jax.jit`,
@@ -123,7 +133,14 @@ class Attack:
         """
         return self.perturb(forward, x, y, epsilon), forward(x)
 
-    def generate(self, model, x, y=None, batch_size=128, epsilon=None):
+    def generate(
+        self,
+        model: Callable,
+        x,
+        y=None,
+        batch_size: int = 128,
+        epsilon: float | None = None,
+    ) -> np.ndarray:
         """Attacks `model` on a whole dataset, in batches; returns a NumPy array.
 
         The attack is compiled once per model (not per batch): every batch,
@@ -215,7 +232,7 @@ class Attack:
         variable.assign(seed)
         return result
 
-    def clone(self, **overrides):
+    def clone(self, **overrides) -> "Attack":
         """A copy with constructor arguments `overrides`, and its own random state.
 
         The loss is passed as the object it is (a bound method or closure
@@ -227,7 +244,7 @@ class Attack:
         config.update(overrides)
         return type(self)(**config)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {
             "epsilon": self.epsilon,
             "norm": self.norm,

@@ -1,5 +1,7 @@
 """The fast gradient sign method (FGSM) and its L2 form (FGM)."""
 
+from collections.abc import Callable
+
 import keras
 
 from keras_adv.attacks.pgd import PGD
@@ -41,15 +43,15 @@ class FGSM(PGD):
 
     def __init__(
         self,
-        epsilon,
-        norm="linf",
-        random_start=False,
-        step_size=None,
-        clip=(0.0, 1.0),
-        targeted=False,
-        loss=None,
-        from_logits=None,
-        seed=None,
+        epsilon: float,
+        norm: str = "linf",
+        random_start: bool = False,
+        step_size: float | None = None,
+        clip: tuple[float, float] | None = (0.0, 1.0),
+        targeted: bool = False,
+        loss: str | Callable | None = None,
+        from_logits: bool | None = None,
+        seed: int | None = None,
     ):
         super().__init__(
             epsilon,

@@ -1,5 +1,7 @@
 """The momentum iterative method (MIM): PGD steps along an accumulated gradient."""
 
+from collections.abc import Callable
+
 import keras
 from keras import ops
 
@@ -45,17 +47,17 @@ class MIM(Attack):
 
     def __init__(
         self,
-        epsilon,
-        norm="linf",
-        steps=10,
-        decay=1.0,
-        step_size=None,
-        random_start=False,
-        clip=(0.0, 1.0),
-        targeted=False,
-        loss=None,
-        from_logits=None,
-        seed=None,
+        epsilon: float,
+        norm: str = "linf",
+        steps: int = 10,
+        decay: float = 1.0,
+        step_size: float | None = None,
+        random_start: bool = False,
+        clip: tuple[float, float] | None = (0.0, 1.0),
+        targeted: bool = False,
+        loss: str | Callable | None = None,
+        from_logits: bool | None = None,
+        seed: int | None = None,
     ):
         super().__init__(epsilon, norm, clip, targeted, loss, from_logits, seed)
         self.steps = validation.check_positive(steps, "steps", integer=True)

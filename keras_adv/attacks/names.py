@@ -31,7 +31,7 @@ _PATTERN = re.compile(
 )
 
 
-def get(name, epsilon=0.0, seed=None):
+def get(name: "str | Attack", epsilon: float = 0.0, seed: int | None = None) -> Attack:
     """The attack `name` names, at budget `epsilon`.
 
     Args:
@@ -87,7 +87,7 @@ def get(name, epsilon=0.0, seed=None):
     return APGD(epsilon, norm, steps=count, loss=kind[5:], seed=seed)
 
 
-def name_of(attack):
+def name_of(attack: Attack) -> str:
     """The name of `attack` in `get`'s scheme: `"pgd20"`, `"apgd-ce"`, `"fgsm-l2"`.
 
     Attacks of other classes are named by their class (`"myattack"`); an

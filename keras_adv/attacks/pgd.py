@@ -1,5 +1,7 @@
 """Projected gradient descent (PGD), the iterative first-order attack."""
 
+from collections.abc import Callable
+
 import keras
 from keras import ops
 
@@ -52,17 +54,17 @@ class PGD(Attack):
 
     def __init__(
         self,
-        epsilon,
-        norm="linf",
-        steps=10,
-        step_size=None,
-        random_start=True,
-        restarts=1,
-        clip=(0.0, 1.0),
-        targeted=False,
-        loss=None,
-        from_logits=None,
-        seed=None,
+        epsilon: float,
+        norm: str = "linf",
+        steps: int = 10,
+        step_size: float | None = None,
+        random_start: bool = True,
+        restarts: int = 1,
+        clip: tuple[float, float] | None = (0.0, 1.0),
+        targeted: bool = False,
+        loss: str | Callable | None = None,
+        from_logits: bool | None = None,
+        seed: int | None = None,
     ):
         super().__init__(epsilon, norm, clip, targeted, loss, from_logits, seed)
         self.steps = validation.check_positive(steps, "steps", integer=True)

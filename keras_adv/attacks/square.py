@@ -1,5 +1,7 @@
 """The Square attack: random search over square patches, no gradients."""
 
+from collections.abc import Callable
+
 import keras
 from keras import ops
 from keras import random
@@ -58,14 +60,14 @@ class Square(Attack):
 
     def __init__(
         self,
-        epsilon,
-        queries=5000,
-        p_init=0.8,
-        clip=(0.0, 1.0),
-        targeted=False,
-        loss=None,
-        from_logits=None,
-        seed=None,
+        epsilon: float,
+        queries: int = 5000,
+        p_init: float = 0.8,
+        clip: tuple[float, float] | None = (0.0, 1.0),
+        targeted: bool = False,
+        loss: str | Callable | None = None,
+        from_logits: bool | None = None,
+        seed: int | None = None,
     ):
         super().__init__(epsilon, "linf", clip, targeted, loss, from_logits, seed)
         self.queries = validation.check_positive(queries, "queries", integer=True)

@@ -3,6 +3,7 @@
 import keras
 
 from keras_adv import argument_validation as validation
+from keras_adv.attacks.attack import Attack
 from keras_adv.attacks.fgsm import FGSM
 from keras_adv.evaluation.probe import ProbeSet
 from keras_adv.evaluation.probe import check_single_output
@@ -65,12 +66,12 @@ class AdversarialMonitor(keras.callbacks.Callback):
     def __init__(
         self,
         data,
-        attack=None,
-        epsilon=0.03,
-        every=1,
-        max_examples=64,
-        batch_size=256,
-        from_logits=None,
+        attack: Attack | None = None,
+        epsilon: float = 0.03,
+        every: int = 1,
+        max_examples: int = 64,
+        batch_size: int = 256,
+        from_logits: bool | None = None,
     ):
         super().__init__()
         self.probe = ProbeSet(data, max_examples, batch_size)

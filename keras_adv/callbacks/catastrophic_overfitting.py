@@ -39,13 +39,13 @@ class CatastrophicOverfittingGuard(keras.callbacks.Callback):
     def __init__(
         self,
         data,
-        epsilon,
-        threshold=0.2,
-        pgd_steps=10,
-        stop_training=False,
-        restore_best_weights=True,
-        max_examples=512,
-        seed=None,
+        epsilon: float,
+        threshold: float = 0.2,
+        pgd_steps: int = 10,
+        stop_training: bool = False,
+        restore_best_weights: bool = True,
+        max_examples: int = 512,
+        seed: int | None = None,
     ):
         super().__init__()
         self.probe = ProbeSet(data, max_examples)

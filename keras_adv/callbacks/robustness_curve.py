@@ -1,9 +1,13 @@
 """`RobustnessCurve`: robust accuracy over a grid of budgets, per epoch."""
 
+from collections.abc import Mapping
+from collections.abc import Sequence
+
 import keras
 
 from keras_adv import argument_validation as validation
 from keras_adv import metrics as adv_metrics
+from keras_adv.attacks.attack import Attack
 from keras_adv.evaluation.probe import ProbeSet
 from keras_adv.evaluation.probe import check_single_output
 
@@ -28,7 +32,13 @@ class RobustnessCurve(keras.callbacks.Callback):
     """
 
     def __init__(
-        self, data, attacks, epsilons, every=1, max_examples=512, batch_size=256
+        self,
+        data,
+        attacks: "Sequence[Attack] | Mapping[str, Attack]",
+        epsilons: Sequence[float],
+        every: int = 1,
+        max_examples: int = 512,
+        batch_size: int = 256,
     ):
         super().__init__()
         self.probe = ProbeSet(data, max_examples, batch_size)

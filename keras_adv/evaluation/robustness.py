@@ -2,6 +2,8 @@
 
 import dataclasses
 import warnings
+from collections.abc import Mapping
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -22,7 +24,9 @@ from keras_adv.evaluation.probe import check_single_output
 AUTOATTACK = "autoattack"
 
 
-def autoattack(epsilon, norm="linf", seed=None):
+def autoattack(
+    epsilon: float, norm: str = "linf", seed: int | None = None
+) -> dict[str, Attack]:
     """AutoAttack's standard set, without FAB-T: `{name: attack}`.
 
     APGD-CE (100 steps), APGD-T (targeted DLR, 9 target classes, 100 steps
@@ -65,10 +69,10 @@ class RobustnessResult:
     num_examples: int
 
     @property
-    def failed_checks(self):
+    def failed_checks(self) -> list:
         return [check for check in self.checks if not check.passed]
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         """A JSON-ready dict (checks as dicts)."""
         return dataclasses.asdict(self)
 
@@ -78,17 +82,17 @@ class RobustnessWarning(UserWarning):
 
 
 def evaluate_robustness(
-    model,
+    model: keras.Model,
     data,
     *,
-    epsilons,
-    attacks=AUTOATTACK,
-    checks=True,
-    tolerance=0.02,
-    batch_size=256,
-    max_examples=None,
-    seed=None,
-):
+    epsilons: float | Sequence[float],
+    attacks: str | Sequence[Attack | str] | Mapping[str, Attack] = AUTOATTACK,
+    checks: bool = True,
+    tolerance: float = 0.02,
+    batch_size: int = 256,
+    max_examples: int | None = None,
+    seed: int | None = None,
+) -> "RobustnessResult":
     """Robust accuracy of `model` under each attack at each epsilon, and the worst case.
 
     Each attack runs at each epsilon (compiled once per attack; the budget

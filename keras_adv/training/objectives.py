@@ -46,7 +46,7 @@ class Mixed(Objective):
         alpha: weight of the adversarial loss, in [0, 1]. Defaults to 0.5.
     """
 
-    def __init__(self, alpha=0.5):
+    def __init__(self, alpha: float = 0.5):
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
             raise ValueError(
                 f"Argument `alpha` must be a number in [0, 1]. "
@@ -72,7 +72,7 @@ class Mixed(Objective):
 class Madry(Mixed):
     """`L(x_adv)` only: Madry et al. 2017, arXiv:1706.06083."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(alpha=1.0)
 
     def get_config(self):
@@ -92,7 +92,7 @@ class Trades(Objective):
             batch. Defaults to `None`.
     """
 
-    def __init__(self, beta=6.0, from_logits=None):
+    def __init__(self, beta: float = 6.0, from_logits: bool | None = None):
         self.beta = validation.check_positive(beta, "beta")
         self.from_logits = from_logits
 
