@@ -15,16 +15,16 @@ on keras-adv classes (the layers above call down, not the other way):
   (`tf.function`, `jax.jit`, eager on torch). `state` lists the Keras
   variables `fn` reads or updates (model weights, seed generator state), which
   the JAX version threads through the compiled function explicitly.
-- `attack_before_step(variables, train_step_args, attack)`: runs `attack()` in
-  a `train_step` before Keras's own step differentiates, keeping the
-  attack's passes off the gradient tape (JAX: on the values in the stateless
-  step's `state`, whose `variables` are the trainable, non-trainable,
-  optimizer and metrics variables, in that order); returns
-  `(x_adv, train_step_args)`.
+- `attack_before_step(state_variables, train_step_args, attack)`: runs
+  `attack()` in a `train_step` before Keras's own step differentiates,
+  keeping the attack's passes off the gradient tape (JAX: on the values in
+  the stateless step's `state`; `state_variables()` returns the variable
+  groups behind it, trainable, non-trainable, optimizer and metrics, in that
+  order, and is called only there); returns `(x_adv, train_step_args)`.
 - `shared_pass_step(forward, weights, optimizer, x, loss_fn, adversarial,
   alpha, frozen=())`: the two-pass mixed-objective training step (see
   `tensorflow.py`), or `None` where a backend has none.
-- `stateful_train_step(variables, train_step_args, step)`: runs `step(data)`, a
+- `stateful_train_step(state_variables, train_step_args, step)`: runs `step(data)`, a
   train step that reads and assigns Keras variables and returns the logs,
   under the backend's `train_step` contract (JAX: on the values in `state`,
   returning `(logs, state)`).

@@ -1,17 +1,17 @@
 """Helpers shared by the backend implementations (no framework import)."""
 
 
-def attack_before_step(variables, args, attack):
+def attack_before_step(state_variables, args, attack):
     """`(attack(), args)` where variables are read and updated in place
     (TensorFlow, PyTorch); JAX threads them through `state` instead."""
-    del variables
+    del state_variables
     return attack(), args
 
 
-def stateful_train_step(variables, args, step):
+def stateful_train_step(state_variables, args, step):
     """`step(data)` where variables are read and assigned in place
     (TensorFlow, PyTorch); JAX runs it on the values in `state` instead."""
-    del variables
+    del state_variables
     return step(args[-1])
 
 

@@ -12,7 +12,7 @@ from keras_adv.backend.common import mix_gradients
 MAX_UNROLLED_STEPS = 10
 
 
-def attack_before_step(variables, args, attack):
+def attack_before_step(state_variables, args, attack):
     """Runs `attack()` on the weights in the stateless step's `state`.
 
     Keras's JAX `train_step(state, data)` takes the variables' values as
@@ -22,11 +22,11 @@ def attack_before_step(variables, args, attack):
     `state` Keras's step receives. Returns `(x_adv, args)`.
     """
     state, data = args
-    x_adv, state = _on_state(variables, state, attack)
+    x_adv, state = _on_state(state_variables(), state, attack)
     return x_adv, (state, data)
 
 
-def stateful_train_step(variables, args, step):
+def stateful_train_step(state_variables, args, step):
     """Keras's JAX `train_step(state, data)` contract for a stateful `step`.
 
     `step(data)` reads and assigns Keras variables and returns the logs, as
@@ -35,7 +35,7 @@ def stateful_train_step(variables, args, step):
     `(logs, state)`.
     """
     state, data = args
-    return _on_state(variables, state, lambda: step(data))
+    return _on_state(state_variables(), state, lambda: step(data))
 
 
 def _on_state(groups, state, fn):

@@ -318,7 +318,7 @@ class AdversarialModel(keras.Model):
         alpha = two_pass_step.shared_pass_alpha(self, x)
         if alpha is not None:
             return backend.stateful_train_step(
-                self._trainer_state_variables(),
+                self._trainer_state_variables,
                 args,
                 lambda data: two_pass_step.train_step(self, data, alpha),
             )
@@ -332,7 +332,7 @@ class AdversarialModel(keras.Model):
         # Attack before Keras differentiates: its tape (or jax.value_and_grad)
         # then records only the clean and adversarial passes, not the attack.
         x_adv, args = backend.attack_before_step(
-            self._trainer_state_variables(), args, attack
+            self._trainer_state_variables, args, attack
         )
         with self._in_step(StepMode(x_adv=x_adv)):
             return super().train_step(*args)
@@ -358,7 +358,7 @@ class AdversarialModel(keras.Model):
     def _adversarial_train_step(self, args, x, y, sample_weight):
         """Keras's own step on the adversarial batch: no clean pass at all."""
         x_adv, args = backend.attack_before_step(
-            self._trainer_state_variables(),
+            self._trainer_state_variables,
             args,
             lambda: self.adversarial_examples(x, y),
         )
