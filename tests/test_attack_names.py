@@ -96,6 +96,12 @@ def test_other_attacks_are_named_by_their_class():
 
     assert attacks.name_of(MyAttack(0.1)) == "fgsm"  # an FGSM still
 
+    class FixedSteps(APGD):  # a signature without `steps`: the count is named
+        def __init__(self, epsilon):
+            super().__init__(epsilon, steps=100)
+
+    assert attacks.name_of(FixedSteps(0.1)) == "apgd-ce100"
+
     class Blur(attacks.Attack):
         pass
 

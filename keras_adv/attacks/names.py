@@ -6,6 +6,7 @@ results and the report show. `get(name_of(attack))` rebuilds the attack's
 kind, step count and norm (other hyperparameters keep their defaults).
 """
 
+import inspect
 import re
 
 from keras_adv.attacks.apgd import APGD
@@ -25,7 +26,6 @@ GRAMMAR = (
     "instead of L-inf (not for square)"
 )
 
-_DEFAULT_COUNT = {"apgd-ce": 100, "apgd-dlr": 100, "apgd-t": 100, "square": 5000}
 _PATTERN = re.compile(
     r"(fgsm|pgd|mim|apgd-ce|apgd-dlr|apgd-t|square)-?(\d*)(?:-(linf|l2))?"
 )
@@ -71,20 +71,28 @@ def get(name: "str | Attack", epsilon: float = 0.0, seed: int | None = None) -> 
         )
     if kind == "square" and norm != "linf":
         raise ValueError(f"'square' attacks the L-inf ball only. Received: {name!r}")
-    count = int(number) if number else _DEFAULT_COUNT.get(kind, 1)
-    if count < 1:
+    if number and int(number) < 1:
         raise ValueError(f"Attack names need a count >= 1. Received: {name!r}")
+    # Without a count, the class's own default (AutoAttack's for APGD, Square).
+    count = (
+        {("queries" if kind == "square" else "steps"): int(number)} if number else {}
+    )
     if kind == "fgsm":
         return FGSM(epsilon, norm)
     if kind == "pgd":
-        return PGD(epsilon, norm, steps=count, seed=seed)
+        return PGD(epsilon, norm, seed=seed, **count)
     if kind == "mim":
-        return MIM(epsilon, norm, steps=count, seed=seed)
+        return MIM(epsilon, norm, seed=seed, **count)
     if kind == "apgd-t":
-        return APGDT(epsilon, norm, steps=count, seed=seed)
+        return APGDT(epsilon, norm, seed=seed, **count)
     if kind == "square":
-        return Square(epsilon, queries=count, seed=seed)
-    return APGD(epsilon, norm, steps=count, loss=kind[5:], seed=seed)
+        return Square(epsilon, seed=seed, **count)
+    return APGD(epsilon, norm, loss=kind[5:], seed=seed, **count)
+
+
+def canonical(name: str) -> str:
+    """The one spelling of the attack `name` names: `"PGD-20"` -> `"pgd20"`."""
+    return name_of(get(name))
 
 
 def name_of(attack: Attack) -> str:
@@ -96,19 +104,23 @@ def name_of(attack: Attack) -> str:
     if isinstance(attack, FGSM):
         base = "fgsm"
     elif isinstance(attack, APGDT):
-        base = _counted("apgd-t", attack.steps, 100)
+        base = _counted("apgd-t", attack, "steps")
     elif isinstance(attack, APGD):
         loss = attack.loss if attack.loss in ("ce", "dlr") else "custom"
-        base = _counted(f"apgd-{loss}", attack.steps, 100)
+        base = _counted(f"apgd-{loss}", attack, "steps")
     elif isinstance(attack, (PGD, MIM)):
         base = f"{type(attack).__name__.lower()}{attack.steps}"
     elif isinstance(attack, Square):
-        base = _counted("square", attack.queries, 5000)
+        base = _counted("square", attack, "queries")
     else:
         base = type(attack).__name__.lower()
     norm = getattr(attack, "norm", "linf")
     return base if norm == "linf" else f"{base}-{norm}"
 
 
-def _counted(kind, count, default):
-    return kind if count == default else f"{kind}{count}"
+def _counted(kind, attack, count):
+    """`kind`, with the attack's `count` unless it is its class's default."""
+    value = getattr(attack, count)
+    parameter = inspect.signature(type(attack)).parameters.get(count)
+    default = None if parameter is None else parameter.default  # a subclass's own
+    return kind if value == default else f"{kind}{value}"

@@ -286,8 +286,9 @@ def _evaluate(args):
     if args.attacks == ["autoattack"]:
         attacks = "autoattack"
     else:
-        names = cli_options.check("attacks", args.attacks)
-        attacks = {name: attack_names.get(name, 0.0, seed) for name in names}
+        # One spelling each (`PGD-20` and `pgd20` are one row); built with
+        # `seed` by evaluate_robustness.
+        attacks = list(dict.fromkeys(cli_options.check("attacks", args.attacks)))
     model = _load_model(args.model)
     dataset = options.get("dataset", "digits")
     _, test = load(dataset, seed=seed)

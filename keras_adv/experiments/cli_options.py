@@ -83,7 +83,7 @@ def _attack_name(value):
     from keras_adv.attacks import names
 
     try:
-        return names.name_of(names.get(value))  # one spelling per attack
+        return names.canonical(value)  # one spelling per attack
     except ValueError:
         raise TypeError(f"an attack name: {names.GRAMMAR}") from None
 

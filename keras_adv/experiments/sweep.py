@@ -24,7 +24,7 @@ import numpy as np
 
 from keras_adv import __version__
 from keras_adv import argument_validation as validation
-from keras_adv import attacks as attack_names
+from keras_adv.attacks import names as attack_names
 from keras_adv.attacks.names import WORST_CASE
 from keras_adv.evaluation import sanity_checks
 from keras_adv.evaluation.probe import ProbeSet
@@ -72,15 +72,15 @@ class SweepSettings:
         # One spelling per attack (raises on an unknown name): "PGD-20" and
         # "pgd20" are one attack, so one column and one resumable cell.
         object.__setattr__(
-            self, "attacks", tuple(dict.fromkeys(map(_canonical, self.attacks)))
+            self,
+            "attacks",
+            tuple(dict.fromkeys(map(attack_names.canonical, self.attacks))),
         )
-        object.__setattr__(self, "train_attack", _canonical(self.train_attack))
+        object.__setattr__(
+            self, "train_attack", attack_names.canonical(self.train_attack)
+        )
         for name in ("epochs", "batch_size", "max_test_examples"):
             validation.check_positive(getattr(self, name), name, integer=True)
-
-
-def _canonical(name):
-    return attack_names.name_of(attack_names.get(name))
 
 
 def _versions():
