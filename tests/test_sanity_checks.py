@@ -85,6 +85,10 @@ def test_a_weak_attack_is_caught_by_fgsm_and_by_doubling(trained_image_model, im
     assert "more_iterations_change_little" in failed
     doubled = failed["more_iterations_change_little"].evidence["pgd2"]
     assert doubled["doubled"] < doubled["accuracy"] - 0.02 and doubled["steps"] == 4
+    # "before" is the table's own number (same run), not a fresh rerun
+    eps = failed["more_iterations_change_little"].evidence["epsilon"]
+    table = result.robust_accuracy["pgd2"][result.epsilons.index(eps)]
+    assert doubled["accuracy"] == table
     # ... and at a large epsilon two steps of 0.01 cannot reach chance.
     assert "chance_at_large_epsilon" in failed
 

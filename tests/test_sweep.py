@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from keras_adv.evaluation.probe import ProbeSet
 from keras_adv.experiments.sweep import RESULTS
 from keras_adv.experiments.sweep import SweepSettings
 from keras_adv.experiments.sweep import run_sweep
@@ -31,7 +32,11 @@ class Stop(Exception):
 
 
 @pytest.mark.slow
-def test_a_sweep_fills_its_grid_and_records_its_settings(tmp_path):
+def test_a_sweep_fills_its_grid_and_records_its_settings(tmp_path, monkeypatch):
+    def no_second_clean_pass(self, model):
+        raise AssertionError("the cells' own runs give the clean results")
+
+    monkeypatch.setattr(ProbeSet, "clean_correct", no_second_clean_pass)
     settings = SweepSettings(**{**TINY, "checks": True, "train_attack": "pgd7"})
     results = run_sweep(settings, tmp_path)
     attack_cells = [c for c in results["cells"] if c["attack"] != "worst case"]
@@ -61,9 +66,17 @@ def test_a_sweep_fills_its_grid_and_records_its_settings(tmp_path):
                 cells[(train_eps, a, eps)]["robust_accuracy"] for a in TINY["attacks"]
             ]
             assert worst <= min(each)
+            clean = cells[(train_eps, "fgsm", eps)]["clean_accuracy"]
+            assert cells[(train_eps, "worst case", eps)]["clean_accuracy"] == clean
     assert [entry["train_epsilon"] for entry in results["checks"]] == [0.0, 0.1]
     names = [check["name"] for check in results["checks"][0]["checks"]]
     assert "black_box_not_stronger" in names and len(names) == 8
+    # the doubling check starts from the table's number, not from a rerun
+    for entry in results["checks"]:
+        (more,) = [c for c in entry["checks"] if c["name"].startswith("more_iter")]
+        eps = more["evidence"]["epsilon"]
+        table = cells[(entry["train_epsilon"], "pgd3", eps)]["robust_accuracy"]
+        assert more["evidence"]["pgd3"]["accuracy"] == pytest.approx(table)
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """A fixed probe set that callbacks attack each epoch, compiled once per model."""
 
+import dataclasses
 import weakref
 
 import keras
@@ -41,8 +42,33 @@ def _materialize(data, max_examples):
     return np.concatenate(xs)[:max_examples], np.concatenate(ys)[:max_examples]
 
 
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What one attack at one budget did to a probe set.
+
+    Attributes:
+        values: `{metric name: value}` over the probe set.
+        correct: per example, whether the prediction on the attacked input
+            is right (a boolean NumPy array).
+        clean: per example, whether the prediction on the clean input is
+            right, from the same run (no second clean pass).
+    """
+
+    values: dict
+    correct: np.ndarray
+    clean: np.ndarray
+
+
 class ProbeSet:
     """Examples fixed at construction, checked once, attacked in batches.
+
+    The one evaluation engine: callbacks attack a probe set each epoch,
+    `evaluate_robustness` and the sweep each attack and budget, the sanity
+    checks their extra runs. One compiled call per batch runs the attack,
+    the model on the clean and attacked inputs and the metrics; it is
+    compiled once per model, attack and metric set (a last, smaller batch
+    is a second shape), and the budget is a tensor, so another epsilon does
+    not recompile.
 
     Args:
         data: an `(x, y)` pair of arrays or tensors, or a `tf.data.Dataset`
@@ -75,8 +101,10 @@ class ProbeSet:
                 "Argument `data` holds NaN or Inf inputs; a probe set must be "
                 "finite. Remove or impute them."
             )
+        if self.y.ndim == 2 and self.y.shape[1] == 1:  # a column of class ids
+            self.y = self.y.reshape(-1)
         self._compiled = weakref.WeakKeyDictionary()
-        self._tensors = None
+        self._batches = None
 
     def __len__(self):
         return len(self.x)
@@ -89,7 +117,7 @@ class ProbeSet:
         """
         validation.check_value_range(self.x, clip, "data")
 
-    def evaluate(self, model, attack, metrics, epsilon=None, return_hits=False):
+    def evaluate(self, model, attack, metrics, epsilon=None):
         """Attacks the probe set and returns `{metric name: value}`.
 
         Args:
@@ -100,45 +128,68 @@ class ProbeSet:
                 `"y_pred"` and `"y_pred_adv"`.
             epsilon: a budget overriding `attack.epsilon`, passed as a tensor
                 (no retracing per value). Defaults to `attack.epsilon`.
-            return_hits: also return, per example, whether the prediction on
-                the attacked input is right (a boolean NumPy array), for worst
-                cases over attacks. Defaults to `False`.
         """
+        return self.run(model, attack, metrics, epsilon).values
+
+    def run(self, model, attack, metrics=(), epsilon=None):
+        """Attacks the probe set; returns an `Outcome` (metrics and per-example hits).
+
+        Arguments as for `evaluate`; `metrics` may be empty when only the
+        per-example results are wanted.
+        """
+        metrics = list(metrics)
         run = self._function(model, attack, metrics)
         budget = ops.convert_to_tensor(
             attack.epsilon if epsilon is None else epsilon, "float32"
         )
-        results, correct = run(*self._as_tensors(), budget)
-        results = ops.convert_to_numpy(results)
-        values = {m.name: float(v) for (m, _), v in zip(metrics, results, strict=True)}
-        if return_hits:
-            return values, ops.convert_to_numpy(correct) > 0.5
-        return values
+        for metric, _ in metrics:
+            metric.reset_state()
+        correct, clean = [], []
+        for x, y in self._as_batches():
+            attacked, right = run(x, y, budget)
+            correct.append(ops.convert_to_numpy(attacked) > 0.5)
+            clean.append(ops.convert_to_numpy(right) > 0.5)
+        values = {m.name: float(ops.convert_to_numpy(m.result())) for m, _ in metrics}
+        return Outcome(values, np.concatenate(correct), np.concatenate(clean))
 
-    def _as_tensors(self):
-        """The examples as backend tensors, converted once, not per epoch."""
-        if self._tensors is None:
-            self._tensors = (
-                ops.convert_to_tensor(self.x),
-                ops.convert_to_tensor(self.y),
-            )
-        return self._tensors
+    def correct(self, model, attack, epsilon):
+        """Per example, whether `attack` at `epsilon` left the prediction right."""
+        return self.run(model, attack, (), epsilon).correct
+
+    def clean_correct(self, model):
+        """Per example, whether the prediction on the clean input is right."""
+        outputs = self.predict(model, self.x)
+        return ops.convert_to_numpy(hits(ops.convert_to_tensor(self.y), outputs)) > 0.5
+
+    def predict(self, model, x):
+        """The model's outputs on `x` (inference mode, this probe's batch size)."""
+        return model.predict(x, batch_size=self.batch_size, verbose=0)
+
+    def _as_batches(self):
+        """The examples as backend tensors in batches, converted once."""
+        if self._batches is None:
+            starts = range(0, len(self.x), self.batch_size)
+            self._batches = [
+                (
+                    ops.convert_to_tensor(self.x[i : i + self.batch_size]),
+                    ops.convert_to_tensor(self.y[i : i + self.batch_size]),
+                )
+                for i in starts
+            ]
+        return self._batches
 
     def _function(self, model, attack, metrics):
         per_model = self._compiled.setdefault(model, {})
         key = (id(attack), tuple(id(metric) for metric, _ in metrics))
         if key not in per_model:
-            per_model[key] = _compile(model, attack, metrics, self.batch_size)
+            num_classes = model(self.x[:1], training=False).shape[-1]
+            validation.check_labels(self.y, num_classes)
+            per_model[key] = _compile(model, attack, metrics)
         return per_model[key]
 
 
-def _compile(model, attack, metrics, batch_size):
-    """One compiled call for the whole probe set: reset, batches, results.
-
-    The probe set is fixed, so the loop over its batches has a fixed length;
-    one call per epoch keeps the per-call overhead (which dominates on small
-    models) to one.
-    """
+def _compile(model, attack, metrics):
+    """One compiled call per batch: attack, clean and attacked outputs, metrics."""
     for _, arguments in metrics:
         unknown = set(arguments) - set(_ARGUMENTS)
         if unknown:
@@ -148,31 +199,19 @@ def _compile(model, attack, metrics, batch_size):
     def forward(inputs):
         return model_ref()(inputs, training=False)
 
-    def update(x, y, epsilon):
+    def batch(x, y, epsilon):
         x_adv, y_pred = attack.perturb_and_predict(forward, x, y, epsilon)
         x_adv = ops.stop_gradient(x_adv)
         values = {"x": x, "x_adv": x_adv, "y": y, "y_pred": ops.stop_gradient(y_pred)}
         values["y_pred_adv"] = forward(x_adv)
         for metric, arguments in metrics:
             metric.update_state(*(values[name] for name in arguments))
-        return hits(y, values["y_pred_adv"])
-
-    def run(x, y, epsilon):
-        x, y = ops.convert_to_tensor(x), ops.convert_to_tensor(y)
-        for metric, _ in metrics:
-            metric.reset_state()
-        batches = range(0, x.shape[0], batch_size)
-        correct = [
-            update(x[i : i + batch_size], y[i : i + batch_size], epsilon)
-            for i in batches
-        ]
-        results = ops.stack([ops.cast(m.result(), "float32") for m, _ in metrics])
-        return results, ops.concatenate(correct)
+        return hits(y, values["y_pred_adv"]), hits(y, values["y_pred"])
 
     state = list(model.variables) + [attack.seed_generator.state]
     for metric, _ in metrics:
         state.extend(metric.variables)
-    return backend.compile_fn(run, state)
+    return backend.compile_fn(batch, state)
 
 
 def standard_metrics(from_logits=None):

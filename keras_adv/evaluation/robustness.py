@@ -7,10 +7,8 @@ from collections.abc import Sequence
 
 import keras
 import numpy as np
-from keras import ops
 
 from keras_adv import argument_validation as validation
-from keras_adv import metrics
 from keras_adv.attacks.apgd import APGD
 from keras_adv.attacks.apgd_t import APGDT
 from keras_adv.attacks.attack import Attack
@@ -150,16 +148,12 @@ def evaluate_robustness(
     probe = ProbeSet(data, max_examples=limit, batch_size=batch_size)
     for clip in {attack.clip for attack in named.values()}:  # at epsilon 0 too
         probe.check_range(clip)
-    outcomes = Outcomes(model, probe.x, probe.y, batch_size)
-    correct = {
-        name: [outcomes.correct(attack, eps) for eps in epsilons]
-        for name, attack in named.items()
-    }
-    worst = worst_case(outcomes.clean, correct)
+    clean, correct = _correct_per_example(probe, model, named, epsilons)
+    worst = worst_case(clean, correct)
     found = []
     if checks:
         found = sanity_checks.run_checks(
-            outcomes, named, epsilons, correct, worst, tolerance, seed
+            probe, model, clean, named, epsilons, correct, worst, tolerance, seed
         )
         for check in found:
             if not check.passed:
@@ -168,7 +162,7 @@ def evaluate_robustness(
                 )
     return RobustnessResult(
         epsilons=list(epsilons),
-        clean_accuracy=float(outcomes.clean.mean()),
+        clean_accuracy=float(clean.mean()),
         robust_accuracy={
             name: [float(c.mean()) for c in cols] for name, cols in correct.items()
         },
@@ -194,29 +188,27 @@ def worst_case(clean, correct):
     return [np.logical_and.reduce([clean, *column]) for column in columns]
 
 
-class Outcomes:
-    """Per-example correctness of one model on fixed examples, clean or attacked."""
+def _correct_per_example(probe, model, named, epsilons):
+    """`(clean, {name: [per-example correctness at each epsilon]})`.
 
-    def __init__(self, model, x, y, batch_size):
-        self.model, self.x, self.y, self.batch_size = model, x, y, batch_size
-        self.clean = self.correct_on(x)
-
-    def predict(self, x):
-        return self.model.predict(x, batch_size=self.batch_size, verbose=0)
-
-    def correct_on(self, x):
-        """Per example, whether the prediction on `x` is the label."""
-        hits = metrics.hits(ops.convert_to_tensor(self.y), self.predict(x))
-        return ops.convert_to_numpy(hits) > 0.5
-
-    def correct(self, attack, epsilon):
-        """Per example, whether `attack` at `epsilon` left the prediction right."""
-        if epsilon == 0:
-            return self.clean.copy()
-        x_adv = attack.generate(
-            self.model, self.x, self.y, self.batch_size, epsilon=epsilon
-        )
-        return self.correct_on(x_adv)
+    The clean results come with the first attack run (no separate clean
+    pass unless every budget is 0); at epsilon 0 no attack runs.
+    """
+    clean, correct = None, {}
+    for name, attack in named.items():
+        correct[name] = []
+        for eps in epsilons:
+            if eps == 0:
+                correct[name].append(None)
+                continue
+            outcome = probe.run(model, attack, epsilon=eps)
+            clean = outcome.clean if clean is None else clean
+            correct[name].append(outcome.correct)
+    if clean is None:
+        clean = probe.clean_correct(model)
+    for columns in correct.values():
+        columns[:] = [clean.copy() if c is None else c for c in columns]
+    return clean, correct
 
 
 def _check_epsilons(epsilons):

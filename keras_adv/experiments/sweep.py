@@ -29,7 +29,6 @@ from keras_adv.attacks.names import WORST_CASE
 from keras_adv.evaluation import sanity_checks
 from keras_adv.evaluation.probe import ProbeSet
 from keras_adv.evaluation.probe import standard_metrics
-from keras_adv.evaluation.robustness import Outcomes
 from keras_adv.evaluation.robustness import worst_case
 from keras_adv.experiments import results_store
 from keras_adv.experiments.data import fingerprint
@@ -246,20 +245,20 @@ def _fill(settings, out_dir, data, results, verbose, on_cell):
             for name in settings.attacks
         }
         starts = {name: _rng_state(attack) for name, (attack, _) in tools.items()}
+        clean = None  # per example, from the cells' own runs
         for name, eps in todo:
             attack, metrics = tools[name]
             # Each cell draws from the attack's initial random state, so a
             # resumed sweep gives what an uninterrupted one does.
             attack.seed_generator.state.assign(starts[name])
-            values, hits = test.evaluate(
-                model, attack, metrics, epsilon=eps, return_hits=True
-            )
+            outcome = test.run(model, attack, metrics, epsilon=eps)
+            clean = outcome.clean
             cell = {
                 "train_epsilon": train_eps,
                 "attack": name,
                 "attack_epsilon": eps,
-                **values,
-                "robust_examples": _pack(hits),
+                **outcome.values,
+                "robust_examples": _pack(outcome.correct),
             }
             results["cells"].append(cell)
             _write_json(os.path.join(out_dir, RESULTS), results)
@@ -268,7 +267,11 @@ def _fill(settings, out_dir, data, results, verbose, on_cell):
         attacks = {name: attack for name, (attack, _) in tools.items()}
         for name, attack in attacks.items():
             attack.seed_generator.state.assign(starts[name])
-        _add_worst_case_and_checks(settings, model, test, attacks, results, train_eps)
+        if clean is None:  # resumed after every cell was done
+            clean = test.clean_correct(model)
+        _add_worst_case_and_checks(
+            settings, model, test, clean, attacks, results, train_eps
+        )
         _write_json(os.path.join(out_dir, RESULTS), results)
 
 
@@ -285,7 +288,9 @@ def _unpack(text, count):
     return np.unpackbits(np.frombuffer(bytes.fromhex(text), np.uint8))[:count] > 0
 
 
-def _add_worst_case_and_checks(settings, model, test, attacks, results, train_eps):
+def _add_worst_case_and_checks(
+    settings, model, test, clean, attacks, results, train_eps
+):
     """Worst case over the sweep's attacks per budget, and the sanity checks.
 
     Worst-case cells (attack `WORST_CASE`) join the table; the checks of
@@ -298,8 +303,7 @@ def _add_worst_case_and_checks(settings, model, test, attacks, results, train_ep
     }
     epsilons = sorted(settings.attack_epsilons)
     table = {name: [correct[(name, e)] for e in epsilons] for name in attacks}
-    outcomes = Outcomes(model, test.x, test.y, test.batch_size)
-    worst = worst_case(outcomes.clean, table)
+    worst = worst_case(clean, table)
     results["cells"] = [
         c
         for c in results["cells"]
@@ -312,14 +316,22 @@ def _add_worst_case_and_checks(settings, model, test, attacks, results, train_ep
                 "attack": WORST_CASE,
                 "attack_epsilon": eps,
                 "robust_accuracy": float(flags.mean()),
-                "clean_accuracy": float(outcomes.clean.mean()),
+                "clean_accuracy": float(clean.mean()),
                 "robust_examples": _pack(flags),
             }
         )
     checks = []
     if settings.checks:
         checks = sanity_checks.run_checks(
-            outcomes, attacks, epsilons, table, worst, CHECK_TOLERANCE, settings.seed
+            test,
+            model,
+            clean,
+            attacks,
+            epsilons,
+            table,
+            worst,
+            CHECK_TOLERANCE,
+            settings.seed,
         )
     results["checks"] = [
         c for c in results["checks"] if c["train_epsilon"] != train_eps
