@@ -16,12 +16,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/keras-adv sweep --name demo
 
-# The whole suite once per Keras backend (KERAS_BACKEND is read at import).
+# The whole suite once per Keras backend (KERAS_BACKEND is read at import),
+# spread over TEST_WORKERS processes (pytest-xdist; 0 runs in one process).
+# Most of a test's time is single-threaded tracing and Python, so two
+# workers use two cores where one process leaves one idle.
 BACKENDS ?= tensorflow jax torch
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS)
 test: $(STAMP)
 	for backend in $(BACKENDS); do \
 		echo "== KERAS_BACKEND=$$backend"; \
-		KERAS_BACKEND=$$backend $(BIN)/python -m pytest || exit 1; \
+		KERAS_BACKEND=$$backend $(PYTEST) || exit 1; \
 	done
 
 # The edit loop: tests not marked slow (each under a few seconds), one
@@ -30,7 +35,7 @@ FAST_BACKENDS ?= tensorflow
 test-fast: $(STAMP)
 	for backend in $(FAST_BACKENDS); do \
 		echo "== KERAS_BACKEND=$$backend (not slow)"; \
-		KERAS_BACKEND=$$backend $(BIN)/python -m pytest -m "not slow" -q || exit 1; \
+		KERAS_BACKEND=$$backend $(PYTEST) -m "not slow" -q || exit 1; \
 	done
 
 # The oldest Keras pyproject.toml allows (its lower bound), over the venv's
@@ -44,7 +49,7 @@ test-oldest-keras: $(STAMP)
 	PYTHONPATH=$(OLDEST_DIR) $(BIN)/python -c \
 		"import keras; assert keras.__version__ == '$(KERAS_OLDEST)', keras.__version__"
 	PYTHONPATH=$(OLDEST_DIR) KERAS_BACKEND=tensorflow \
-		$(BIN)/python -m pytest -m "not slow" -q
+		$(PYTEST) -m "not slow" -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,6 +1,7 @@
 """Each check fires on a planted failure, with its evidence."""
 
 import keras
+import numpy as np
 import pytest
 
 from keras_adv import PGD
@@ -89,6 +90,11 @@ def test_a_weak_attack_is_caught_by_fgsm_and_by_doubling(trained_image_model, im
     eps = failed["more_iterations_change_little"].evidence["epsilon"]
     table = result.robust_accuracy["pgd2"][result.epsilons.index(eps)]
     assert doubled["accuracy"] == table
+    # ... and, as its message says, the doubled attack joins the worst case
+    assert result.worst_case[result.epsilons.index(eps)] <= doubled["doubled"]
+    assert (
+        "includes the doubled attack" in failed["more_iterations_change_little"].message
+    )
     # ... and at a large epsilon two steps of 0.01 cannot reach chance.
     assert "chance_at_large_epsilon" in failed
 
@@ -111,3 +117,60 @@ def test_checks_can_be_turned_off(trained_image_model, images):
         model, images, epsilons=[0.1], attacks=[PGD(0.1, steps=2)], checks=False
     )
     assert result.checks == []
+
+
+class _Paired:
+    """A probe set stub whose doubled attack leaves exactly `after` right."""
+
+    def __init__(self, after):
+        self.after = after
+
+    def correct(self, model, attack, epsilon):
+        return self.after.copy()
+
+
+def _doubling(only_doubled, only_original, n=200):
+    """The doubling check on `n` examples, half robust before, with planted pairs."""
+    before = np.arange(n) < n // 2
+    after = before.copy()
+    after[:only_doubled] = False  # robust before, broken by the doubled attack
+    after[n // 2 : n // 2 + only_original] = True  # the reverse
+    worst = [before.copy()]
+    check = sanity_checks.more_iterations_change_little(
+        _Paired(after),
+        None,
+        {"pgd10": PGD(0.1, steps=10, seed=0)},
+        [0.1],
+        {"pgd10": [before]},
+        worst,
+        tolerance=0.02,
+    )
+    return check, worst[0]
+
+
+@pytest.mark.parametrize(
+    "only_doubled, only_original, fails",
+    [
+        (5, 0, False),  # 2.5% drop, but P(B >= 5 | 5 trials) = 1/32 > 0.01
+        (12, 10, False),  # random starts breaking different examples: 1% drop
+        (30, 2, True),  # 14% drop, p = 1.2e-7
+        (4, 0, False),  # p = 1/16, and a 2% drop is within tolerance anyway
+    ],
+)
+def test_the_doubling_check_fails_only_on_a_drop_the_examples_resolve(
+    only_doubled, only_original, fails
+):
+    check, worst = _doubling(only_doubled, only_original)
+    evidence = check.evidence["pgd10"]
+    assert evidence["broken_only_by_doubled"] == only_doubled
+    assert evidence["broken_only_by_original"] == only_original
+    assert check.passed is not fails
+    # a failed check puts the doubled attack into the worst case, a passed one not
+    expected = 100 - only_doubled if fails else 100
+    assert int(worst.sum()) == expected
+
+
+def test_the_sign_test_is_the_binomial_tail():
+    assert sanity_checks.sign_test(5, 0) == 1 / 32
+    assert sanity_checks.sign_test(0, 7) == 1.0
+    assert sanity_checks.sign_test(2, 1) == pytest.approx(4 / 8)

@@ -293,8 +293,10 @@ def _add_worst_case_and_checks(
 ):
     """Worst case over the sweep's attacks per budget, and the sanity checks.
 
-    Worst-case cells (attack `WORST_CASE`) join the table; the checks of
-    `keras_adv.sanity_checks` are stored per trained model.
+    The checks of `keras_adv.sanity_checks` run first and are stored per
+    trained model (a failed doubling check adds the doubled attack to the
+    worst case); then the worst-case cells (attack `WORST_CASE`) join the
+    table.
     """
     correct = {
         (c["attack"], c["attack_epsilon"]): _unpack(c["robust_examples"], len(test))
@@ -304,6 +306,19 @@ def _add_worst_case_and_checks(
     epsilons = sorted(settings.attack_epsilons)
     table = {name: [correct[(name, e)] for e in epsilons] for name in attacks}
     worst = worst_case(clean, table)
+    checks = []
+    if settings.checks:
+        checks = sanity_checks.run_checks(
+            test,
+            model,
+            clean,
+            attacks,
+            epsilons,
+            table,
+            worst,
+            CHECK_TOLERANCE,
+            settings.seed,
+        )
     results["cells"] = [
         c
         for c in results["cells"]
@@ -319,19 +334,6 @@ def _add_worst_case_and_checks(
                 "clean_accuracy": float(clean.mean()),
                 "robust_examples": _pack(flags),
             }
-        )
-    checks = []
-    if settings.checks:
-        checks = sanity_checks.run_checks(
-            test,
-            model,
-            clean,
-            attacks,
-            epsilons,
-            table,
-            worst,
-            CHECK_TOLERANCE,
-            settings.seed,
         )
     results["checks"] = [
         c for c in results["checks"] if c["train_epsilon"] != train_eps
