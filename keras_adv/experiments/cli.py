@@ -38,6 +38,8 @@ SWEEP_KEYS = {
     "max_test_examples": "max_test_examples",
     "seed": "seed",
     "checks": "checks",
+    "model": "model",
+    "init": "init",
 }
 OTHER_KEYS = {"name", "out", "overwrite", "quiet", "quick", "no_checks"}
 
@@ -56,6 +58,20 @@ def _settings_arguments(parser):
     parser.add_argument("--quiet", action="store_true", help="print nothing")
 
 
+def _model_arguments(parser):
+    parser.add_argument(
+        "--model",
+        help="small_cnn (default), a .keras file (its architecture), or "
+        "module:function / file.py:function returning a keras.Model given "
+        "(input_shape, num_classes)",
+    )
+    parser.add_argument(
+        "--init",
+        choices=["fresh", "weights"],
+        help="fresh initial weights per budget (default), or a .keras file's own",
+    )
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-adv",
@@ -69,12 +85,14 @@ def build_parser():
     sweep = commands.add_parser(
         "sweep",
         help="train at several budgets, attack at several budgets, report",
-        description="Attack strength vs defense effect: trains the reference CNN "
+        description="Attack strength vs defense effect: trains the model "
+        "(--model; the reference CNN by default) "
         "at each training epsilon, attacks it at each attack epsilon, writes "
         "runs/NAME/ (results.json, results.csv, report.md, figures). Rerun the "
         "same command to resume an interrupted sweep.",
     )
     _settings_arguments(sweep)
+    _model_arguments(sweep)
     sweep.add_argument("--name", help="the run's folder under --out (default: default)")
     sweep.add_argument("--out", help="where runs go (default: runs)")
     sweep.add_argument("--train-eps", type=float, nargs="+", metavar="EPS")
@@ -101,6 +119,7 @@ def build_parser():
 
     train = commands.add_parser("train", help="train and save a .keras model")
     _settings_arguments(train)
+    _model_arguments(train)
     train.add_argument(
         "--epsilon", type=float, help="training budget; 0 trains clean (default 0.1)"
     )
@@ -347,6 +366,7 @@ def main(argv=None):
     in keras-adv raises, with its traceback.
     """
     from keras_adv.experiments.data import DataError
+    from keras_adv.experiments.model_source import ModelSourceError
     from keras_adv.experiments.results_store import ResultsFolderError
 
     parser = build_parser()
@@ -357,7 +377,7 @@ def main(argv=None):
     commands = {"sweep": _sweep, "train": _train, "evaluate": _evaluate}
     try:
         commands[args.command](args)
-    except (UsageError, DataError, ResultsFolderError) as error:
+    except (UsageError, DataError, ResultsFolderError, ModelSourceError) as error:
         print(f"keras-adv {args.command}: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # the system's refusal, not a bug

@@ -112,6 +112,8 @@ OPTIONS = {
     "epsilon": (_budget, "--epsilon"),
     "attack": (_attack_name, "--attack"),
     "epsilons": (_BUDGETS, "--epsilons"),
+    "model": (_text, "--model"),
+    "init": (_choice("fresh", "weights"), "--init"),
 }
 
 

@@ -78,13 +78,22 @@ def _table(header, rows):
     return "\n".join(lines)
 
 
+def _model_detail(results):
+    """` (name, N parameters)` of the first trained model, when recorded."""
+    for entry in results.get("training", {}).values():
+        if "parameters" in entry:
+            return f" ({entry['architecture']}, {entry['parameters']:,} parameters)"
+    return ""
+
+
 def markdown(results):
     """The report a person reads: settings, robust accuracy, strength vs effect."""
     settings = results["settings"]
     train_eps, attacks, attack_eps, cells = _grid(results)
     parts = [
         "# keras-adv sweep",
-        f"Dataset `{settings['dataset']}`; models trained with "
+        f"Dataset `{settings['dataset']}`; model `{settings.get('model', 'small_cnn')}`"
+        f"{_model_detail(results)}, trained with "
         f"`{settings['train_attack']}` and the `{settings['objective']}` objective "
         f"for {settings['epochs']} epochs (seed {settings['seed']}); attacked on "
         f"up to {settings['max_test_examples']} test images. Budgets are L-inf on "

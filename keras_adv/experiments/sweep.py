@@ -1,6 +1,8 @@
 """The attack strength vs defense effect grid: computation, resumable.
 
-For each training budget, train the reference CNN with `AdversarialModel`;
+For each training budget, train the model (the reference CNN, a zoo name, the
+user's `.keras` file or builder function: `model_source`) with
+`AdversarialModel`;
 attack each trained model with each attack at each budget and record clean
 and robust accuracy, measured perturbation norms, prediction drift and flip
 rate; then, per trained model, the worst case over the attacks (an example
@@ -30,13 +32,13 @@ from keras_adv.evaluation import sanity_checks
 from keras_adv.evaluation.probe import ProbeSet
 from keras_adv.evaluation.probe import standard_metrics
 from keras_adv.evaluation.robustness import worst_case
+from keras_adv.experiments import model_source
 from keras_adv.experiments import results_store
 from keras_adv.experiments.data import fingerprint
 from keras_adv.experiments.data import load
 from keras_adv.experiments.results_store import RESULTS
 from keras_adv.experiments.results_store import ResultsFolderError
 from keras_adv.experiments.results_store import write_json as _write_json
-from keras_adv.experiments.zoo import small_cnn
 from keras_adv.training.adversarial_model import AdversarialModel
 
 CHECK_TOLERANCE = 0.02  # accuracy difference the sanity checks allow
@@ -57,6 +59,8 @@ class SweepSettings:
     max_test_examples: int = 1000
     seed: int = 0
     checks: bool = True  # run keras_adv.sanity_checks per trained model
+    model: str = "small_cnn"  # a zoo name, a .keras file or module:function
+    init: str = "fresh"  # "weights": a .keras file's own weights
 
     def __post_init__(self):
         for name in ("train_epsilons", "attack_epsilons", "attacks"):
@@ -80,6 +84,12 @@ class SweepSettings:
         )
         for name in ("epochs", "batch_size", "max_test_examples"):
             validation.check_positive(getattr(self, name), name, integer=True)
+        model_source.kind(self.model)  # ModelSourceError (a ValueError) if none
+        if self.init not in model_source.INITS:
+            raise ValueError(
+                f"Argument `init` must be one of {model_source.INITS}. "
+                f"Received: init={self.init!r}"
+            )
 
 
 def _versions():
@@ -120,6 +130,7 @@ def _prepare_folder(out_dir, settings, data, overwrite):
     path = os.path.join(out_dir, RESULTS)
     wanted = dataclasses.asdict(settings)
     record = _data_record(settings, data)
+    model = model_source.describe(settings.model)
     try:
         results = results_store.read(out_dir)
     except ResultsFolderError:
@@ -128,8 +139,10 @@ def _prepare_folder(out_dir, settings, data, overwrite):
         results = None  # damaged: --overwrite starts over, as the refusal offers
     if results is not None and results_store.holds_work(results):
         before = results.get("data", {}).get("sha256")
-        if _same(results["settings"], wanted) and before == record["sha256"]:
-            return results  # resume, --overwrite or not: nothing to replace
+        same_model = results.get("model", _DEFAULT_MODEL) == model
+        if _same(_settings_of(results), wanted) and before == record["sha256"]:
+            if same_model:
+                return results  # resume, --overwrite or not: nothing to replace
         if not overwrite:
             raise ResultsFolderError(_mismatch(out_dir, settings, results, record))
     models = os.path.join(out_dir, "models")
@@ -140,6 +153,7 @@ def _prepare_folder(out_dir, settings, data, overwrite):
     results = {
         "settings": wanted,
         "data": record,
+        "model": model,
         "attack_configs": _attack_configs(settings),
         "versions": _versions(),
         "training": {},
@@ -150,14 +164,30 @@ def _prepare_folder(out_dir, settings, data, overwrite):
     return results
 
 
+# Sweeps from before `--model` trained the reference CNN: they resume as such.
+_DEFAULT_MODEL = {"source": "small_cnn", "kind": "zoo"}
+
+
+def _settings_of(results):
+    """The folder's settings, with the defaults of fields added since it was made."""
+    added = {"model": "small_cnn", "init": "fresh"}
+    return {**added, **results["settings"]}
+
+
 def _mismatch(out_dir, settings, results, record):
     """Why the folder's results cannot be resumed with these settings and data."""
-    if not _same(results["settings"], dataclasses.asdict(settings)):
+    if not _same(_settings_of(results), dataclasses.asdict(settings)):
         return (
             f"{out_dir} holds a sweep with other settings; use another --name, "
             "or pass --overwrite to replace it."
         )
     before = results.get("data", {}).get("sha256")
+    if before == record["sha256"]:
+        return (
+            f"--model {settings.model} changed since {os.path.join(out_dir, RESULTS)} "
+            "was made (its content hash differs): its cells would mix two models. "
+            "Use another --name, or pass --overwrite to redo the sweep."
+        )
     then = f"sha256 {before[:12]}... then" if before else "not recorded"
     return (
         f"the data of --dataset {settings.dataset} differ from those that "
@@ -172,12 +202,16 @@ def _same(saved, wanted):
 
 
 def train_model(settings, eps, data, verbose=0):
-    """The reference CNN trained on `data` at budget `eps` (clean when 0).
+    """`settings.model` trained on `data` at budget `eps` (clean when 0).
 
+    Every budget starts from the same initial weights (`settings.seed`).
     Returns `(model, seconds)`: an `AdversarialModel` when `eps > 0`.
     """
-    keras.utils.set_random_seed(settings.seed)
-    model = small_cnn(data[0][0].shape[1:], int(data[0][1].max()) + 1, settings.seed)
+    (x_train, y_train), (_, y_test) = data
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    model, from_logits = model_source.build(
+        settings.model, x_train.shape[1:], num_classes, settings.seed, settings.init
+    )
     if eps > 0:
         attack = attack_names.get(settings.train_attack, eps, settings.seed)
         model = AdversarialModel(
@@ -185,7 +219,7 @@ def train_model(settings, eps, data, verbose=0):
         )
     model.compile(
         keras.optimizers.Adam(1e-3),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
         metrics=["accuracy"],
     )
     start = time.perf_counter()
@@ -356,6 +390,9 @@ def _trained_model(settings, eps, data, out_dir, results, verbose):
     results["training"][key] = {
         "seconds": seconds,
         "model": os.path.relpath(path, out_dir),
+        "architecture": model.name.removeprefix("adversarial_"),
+        # the layers' weights: the wrapper's own epsilon scale is not one
+        "parameters": sum(layer.count_params() for layer in model.layers),
     }
     _write_json(os.path.join(out_dir, RESULTS), results)
     return model

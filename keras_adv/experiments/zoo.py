@@ -35,3 +35,7 @@ def small_cnn(input_shape=(8, 8, 1), num_classes=10, seed=None):
         ],
         name="small_cnn",
     )
+
+
+# `--model NAME`: builders called as `builder(input_shape, num_classes, seed)`.
+MODELS = {"small_cnn": small_cnn}
