@@ -132,9 +132,9 @@ def test_empty_epsilon_list_and_unknown_config_key(tmp_path):
     config.write_text("train_eps = []\n")
     code, _, err = run_cli("sweep", "--config", str(config), cwd=tmp_path)
     assert_refused(code, err, "train_eps in", "non-empty list")
-    config.write_text("learning_rate = 0.1\n")
+    config.write_text("lr = 0.1  # a typo of learning_rate\n")
     code, _, err = run_cli("sweep", "--config", str(config), cwd=tmp_path)
-    assert_refused(code, err, "unknown key", "learning_rate")
+    assert_refused(code, err, "unknown key", "'lr'")
 
 
 def test_unwritable_output_folder(tmp_path):

@@ -25,6 +25,23 @@ QUICK = {  # --quick: a sub-minute smoke run of the whole pipeline
     "epochs": 3,
     "max_test_examples": 200,
 }
+# The training recipe's keys: each a SweepSettings field of the same name.
+RECIPE_KEYS = (
+    "optimizer",
+    "learning_rate",
+    "momentum",
+    "nesterov",
+    "weight_decay",
+    "lr_schedule",
+    "lr_milestones",
+    "train_relative_step_size",
+    "train_random_start",
+    "mixed_alpha",
+    "trades_beta",
+    "crop_padding",
+    "flip",
+    "early_stopping_split",
+)
 # Config-file keys (and flags) -> SweepSettings fields.
 SWEEP_KEYS = {
     "dataset": "dataset",
@@ -40,6 +57,7 @@ SWEEP_KEYS = {
     "checks": "checks",
     "model": "model",
     "init": "init",
+    **{key: key for key in RECIPE_KEYS},
 }
 OTHER_KEYS = {"name", "out", "overwrite", "quiet", "quick", "no_checks"}
 
@@ -55,7 +73,68 @@ def _settings_arguments(parser):
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--max-test-examples", type=int)
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--quiet", action="store_true", help="print nothing")
+    _flag(parser, "--quiet", "print nothing")
+
+
+def _flag(parser, name, help):
+    """An on/off flag; absent is `None`, so a config file's value stands."""
+    parser.add_argument(name, action="store_true", default=None, help=help)
+
+
+def _recipe_arguments(parser):
+    recipe = parser.add_argument_group(
+        "training recipe", "defaults: Adam at 1e-3, constant, no augmentation"
+    )
+    recipe.add_argument("--optimizer", choices=["adam", "sgd"])
+    recipe.add_argument("--learning-rate", type=float, metavar="LR")
+    recipe.add_argument("--momentum", type=float, help="sgd only (default 0.9)")
+    _flag(recipe, "--nesterov", "sgd only: Nesterov momentum")
+    recipe.add_argument(
+        "--weight-decay", type=float, help="decoupled, per step lr * decay (default 0)"
+    )
+    recipe.add_argument(
+        "--lr-schedule",
+        choices=["constant", "piecewise", "cosine", "cyclic"],
+        help="piecewise: /10 at each milestone; cyclic: 0 -> LR at 2/5 of the "
+        "epochs -> 0 (Wong et al. 2020)",
+    )
+    recipe.add_argument(
+        "--lr-milestones",
+        type=float,
+        nargs="+",
+        metavar="SHARE",
+        help="piecewise only: shares of training (default 0.5 0.75)",
+    )
+    recipe.add_argument(
+        "--train-relative-step-size",
+        type=float,
+        metavar="R",
+        help="the training attack's step size as a multiple of its epsilon "
+        "(e.g. 1.25 for Fast-AT's FGSM; default the attack's own)",
+    )
+    recipe.add_argument(
+        "--train-random-start",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="start the training attack in a random point of the ball "
+        "(default the attack's own: yes for pgd, no for fgsm)",
+    )
+    recipe.add_argument("--mixed-alpha", type=float, help="objective mixed (0.5)")
+    recipe.add_argument("--trades-beta", type=float, help="objective trades (6)")
+    recipe.add_argument(
+        "--crop-padding",
+        type=int,
+        metavar="PIXELS",
+        help="random crop after zero padding by PIXELS (images; e.g. 4)",
+    )
+    _flag(recipe, "--flip", "random horizontal flip (images)")
+    recipe.add_argument(
+        "--early-stopping-split",
+        type=float,
+        metavar="SHARE",
+        help="hold out SHARE of the training data and keep the epoch with the "
+        "best robust accuracy on it (Rice et al. 2020; default 0: off)",
+    )
 
 
 def _model_arguments(parser):
@@ -105,17 +184,14 @@ def build_parser():
         "square[<queries>], e.g. fgsm pgd20 apgd-ce",
     )
     sweep.add_argument("--train-attack", help="the training attack (default pgd7)")
-    sweep.add_argument("--quick", action="store_true", help="a sub-minute smoke run")
-    sweep.add_argument(
+    _flag(sweep, "--quick", "a sub-minute smoke run")
+    _flag(
+        sweep,
         "--no-checks",
-        action="store_true",
-        help="skip the sanity checks per trained model (config: checks = false)",
+        "skip the sanity checks per trained model (config: checks = false)",
     )
-    sweep.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace a sweep with other settings in the folder",
-    )
+    _flag(sweep, "--overwrite", "replace a sweep with other settings in the folder")
+    _recipe_arguments(sweep)
 
     train = commands.add_parser("train", help="train and save a .keras model")
     _settings_arguments(train)
@@ -125,6 +201,7 @@ def build_parser():
     )
     train.add_argument("--attack", help="fgsm or pgd<steps> (default pgd7)")
     train.add_argument("--output", required=True, help="the .keras file to write")
+    _recipe_arguments(train)
 
     evaluate = commands.add_parser(
         "evaluate",
@@ -144,9 +221,7 @@ def build_parser():
     evaluate.add_argument(
         "--epsilons", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.2]
     )
-    evaluate.add_argument(
-        "--no-checks", action="store_true", help="skip the sanity checks"
-    )
+    _flag(evaluate, "--no-checks", "skip the sanity checks")
     return parser
 
 
@@ -178,8 +253,8 @@ def _options(args, allowed):
     options.update(config)
     for key in allowed:
         value = getattr(args, key, None)
-        # `is`, not `in (None, False)`: 0 and 0.0 equal False but are values.
-        if value is not None and value is not False:
+        # Absent flags are None (on/off flags too): False, 0 and 0.0 are values.
+        if value is not None:
             options[key] = cli_options.check(key, value)
     if options.pop("no_checks", False):
         options["checks"] = False
@@ -191,7 +266,7 @@ def _sweep_settings(options, **extra):
     from keras_adv.experiments.sweep import SweepSettings
 
     fields = {SWEEP_KEYS[k]: v for k, v in options.items() if k in SWEEP_KEYS}
-    for key in ("train_epsilons", "attack_epsilons", "attacks"):
+    for key in ("train_epsilons", "attack_epsilons", "attacks", "lr_milestones"):
         if key in fields:
             fields[key] = tuple(fields[key])
     try:
@@ -257,9 +332,10 @@ def _train(args):
     settings = _sweep_settings(options, train_attack=options.get("attack", "pgd7"))
     epsilon = options.get("epsilon", 0.1)
     data = load(settings.dataset, seed=settings.seed)
-    model, seconds = train_model(
+    model, record = train_model(
         settings, epsilon, data, 0 if options.get("quiet") else 2
     )
+    seconds = record["seconds"]
     save_model(model, args.output)
     accuracy = model.evaluate(*data[1], verbose=0, return_dict=True)
     say(

@@ -37,6 +37,24 @@ def _budget(value):
     return float(value)
 
 
+def _real(low, high=math.inf, above=False, below=False):
+    """A check for finite numbers in the range; `above`/`below` exclude the ends."""
+    left, right = "(" if above else "[", ")" if below else "]"
+    text = f"a number in {left}{low:g}, {high:g}{right}"
+
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(text)
+        if not math.isfinite(value) or not (
+            (value > low if above else value >= low)
+            and (value < high if below else value <= high)
+        ):
+            raise TypeError(text)
+        return float(value)
+
+    return check
+
+
 def _text(value):
     if not isinstance(value, str) or not value:
         raise TypeError("a non-empty string")
@@ -114,6 +132,29 @@ OPTIONS = {
     "epsilons": (_BUDGETS, "--epsilons"),
     "model": (_text, "--model"),
     "init": (_choice("fresh", "weights"), "--init"),
+    # The training recipe (keras_adv.experiments.recipe).
+    "optimizer": (_choice("adam", "sgd"), "--optimizer"),
+    "learning_rate": (_real(0, above=True), "--learning-rate"),
+    "momentum": (_real(0, 1, below=True), "--momentum"),
+    "nesterov": (_boolean, "--nesterov"),
+    "weight_decay": (_real(0), "--weight-decay"),
+    "lr_schedule": (
+        _choice("constant", "piecewise", "cosine", "cyclic"),
+        "--lr-schedule",
+    ),
+    "lr_milestones": (
+        _list_of(
+            _real(0, 1, above=True, below=True), "shares in (0, 1)", "[0.5, 0.75]"
+        ),
+        "--lr-milestones",
+    ),
+    "train_relative_step_size": (_real(0, above=True), "--train-relative-step-size"),
+    "train_random_start": (_boolean, "--train-random-start"),
+    "mixed_alpha": (_real(0, 1), "--mixed-alpha"),
+    "trades_beta": (_real(0, above=True), "--trades-beta"),
+    "crop_padding": (_integer(0), "--crop-padding"),
+    "flip": (_boolean, "--flip"),
+    "early_stopping_split": (_real(0, 0.5), "--early-stopping-split"),
 }
 
 

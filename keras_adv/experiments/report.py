@@ -86,6 +86,76 @@ def _model_detail(results):
     return ""
 
 
+def _recipe_line(settings):
+    """The training recipe in one sentence (fields from before it: defaults)."""
+    get = settings.get
+    optimizer = get("optimizer", "adam")
+    if optimizer == "sgd":
+        momentum = get("momentum")
+        optimizer += f" (momentum {0.9 if momentum is None else momentum:g}"
+        optimizer += ", Nesterov)" if get("nesterov") else ")"
+    parts = [
+        f"Recipe: {optimizer} at learning rate {get('learning_rate', 1e-3):g}, "
+        f"{get('lr_schedule', 'constant')} schedule",
+    ]
+    if get("lr_milestones"):
+        parts[0] += f" (/10 at {', '.join(f'{m:g}' for m in get('lr_milestones'))})"
+    parts.append(f"batch size {settings['batch_size']}")
+    if get("weight_decay"):
+        parts.append(f"weight decay {get('weight_decay'):g} (decoupled)")
+    augment = []
+    if get("crop_padding"):
+        augment.append(f"random crop (padding {get('crop_padding')})")
+    if get("flip"):
+        augment.append("horizontal flip")
+    parts.append("augmentation: " + (" and ".join(augment) or "none"))
+    if get("train_relative_step_size") is not None:
+        parts.append(f"attack step {get('train_relative_step_size'):g} x eps")
+    if get("train_random_start") is not None:
+        start = "random" if get("train_random_start") else "clean"
+        parts.append(f"attack start {start}")
+    for key, name in (("mixed_alpha", "alpha"), ("trades_beta", "beta")):
+        if get(key) is not None:
+            parts.append(f"{name} {get(key):g}")
+    if get("early_stopping_split"):
+        parts.append(
+            "robust early stopping on "
+            f"{get('early_stopping_split'):.0%} of the training data held out"
+        )
+    return "; ".join(parts) + "."
+
+
+def _training_section(results, train_eps, attacks, cells):
+    """Seconds and clean accuracy per trained model; with robust early
+    stopping, the kept (best) epoch and held-out robust accuracy, last and best."""
+    training = results.get("training", {})
+    stopping = any("early_stopping" in entry for entry in training.values())
+    header = ["train eps", "seconds", "clean accuracy"]
+    if stopping:
+        header += ["kept epoch", "held-out robust acc: last", "best (kept)"]
+    rows = []
+    for t in train_eps:
+        entry = training.get(f"{t:g}", {})
+        row = [
+            f"{t:g}",
+            f"{entry.get('seconds', float('nan')):.1f}",
+            _value(cells, t, attacks[0], 0.0, "clean_accuracy"),
+        ]
+        if stopping:
+            record = entry.get("early_stopping")
+            row += (
+                [
+                    f"{record['best_epoch']} of {record['last_epoch']}",
+                    f"{record['last_robust_accuracy']:.3f}",
+                    f"{record['best_robust_accuracy']:.3f}",
+                ]
+                if record
+                else ["-"] * 3
+            )
+        rows.append(row)
+    return ["## Training", _table(header, rows)]
+
+
 def markdown(results):
     """The report a person reads: settings, robust accuracy, strength vs effect."""
     settings = results["settings"]
@@ -98,6 +168,7 @@ def markdown(results):
         f"for {settings['epochs']} epochs (seed {settings['seed']}); attacked on "
         f"up to {settings['max_test_examples']} test images. Budgets are L-inf on "
         "the [0, 1] input scale.",
+        _recipe_line(settings),
     ]
     for attack in attacks:
         rows = []
@@ -114,16 +185,7 @@ def markdown(results):
         )
         parts += [title, _table(["", *[f"{a:g}" for a in attack_eps]], rows)]
     parts += _checks_section(results)
-    training = results.get("training", {})
-    rows = [
-        [
-            f"{t:g}",
-            f"{training.get(f'{t:g}', {}).get('seconds', float('nan')):.1f}",
-            _value(cells, t, attacks[0], 0.0, "clean_accuracy"),
-        ]
-        for t in train_eps
-    ]
-    parts += ["## Training", _table(["train eps", "seconds", "clean accuracy"], rows)]
+    parts += _training_section(results, train_eps, attacks, cells)
     strongest = _last_attack(attacks)
     rows = [
         [

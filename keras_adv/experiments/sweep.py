@@ -33,6 +33,7 @@ from keras_adv.evaluation.probe import ProbeSet
 from keras_adv.evaluation.probe import standard_metrics
 from keras_adv.evaluation.robustness import worst_case
 from keras_adv.experiments import model_source
+from keras_adv.experiments import recipe
 from keras_adv.experiments import results_store
 from keras_adv.experiments.data import fingerprint
 from keras_adv.experiments.data import load
@@ -61,6 +62,21 @@ class SweepSettings:
     checks: bool = True  # run keras_adv.sanity_checks per trained model
     model: str = "small_cnn"  # a zoo name, a .keras file or module:function
     init: str = "fresh"  # "weights": a .keras file's own weights
+    # The training recipe (`recipe`); None: the choice's own default.
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    momentum: float | None = None  # sgd only (0.9 when None)
+    nesterov: bool = False  # sgd only
+    weight_decay: float = 0.0  # decoupled
+    lr_schedule: str = "constant"
+    lr_milestones: tuple | None = None  # piecewise only (0.5, 0.75 when None)
+    train_relative_step_size: float | None = None  # x epsilon; attack's own
+    train_random_start: bool | None = None  # the attack's own when None
+    mixed_alpha: float | None = None  # objective mixed only (0.5 when None)
+    trades_beta: float | None = None  # objective trades only (6 when None)
+    crop_padding: int = 0  # random crop after this much zero padding
+    flip: bool = False  # random horizontal flip
+    early_stopping_split: float = 0.0  # held out for robust early stopping
 
     def __post_init__(self):
         for name in ("train_epsilons", "attack_epsilons", "attacks"):
@@ -90,6 +106,9 @@ class SweepSettings:
                 f"Argument `init` must be one of {model_source.INITS}. "
                 f"Received: init={self.init!r}"
             )
+        if self.lr_milestones is not None:
+            object.__setattr__(self, "lr_milestones", tuple(self.lr_milestones))
+        recipe.check(self)
 
 
 def _versions():
@@ -169,9 +188,10 @@ _DEFAULT_MODEL = {"source": "small_cnn", "kind": "zoo"}
 
 
 def _settings_of(results):
-    """The folder's settings, with the defaults of fields added since it was made."""
-    added = {"model": "small_cnn", "init": "fresh"}
-    return {**added, **results["settings"]}
+    """The folder's settings, with the defaults of fields added since it was made
+    (every field's default is the behaviour from before it existed)."""
+    defaults = dataclasses.asdict(SweepSettings())
+    return {**defaults, **results["settings"]}
 
 
 def _mismatch(out_dir, settings, results, record):
@@ -202,10 +222,14 @@ def _same(saved, wanted):
 
 
 def train_model(settings, eps, data, verbose=0):
-    """`settings.model` trained on `data` at budget `eps` (clean when 0).
+    """`settings.model` trained on `data` at budget `eps` (clean when 0),
+    with the recipe of `settings` (`recipe`).
 
     Every budget starts from the same initial weights (`settings.seed`).
-    Returns `(model, seconds)`: an `AdversarialModel` when `eps > 0`.
+    Returns `(model, record)`: an `AdversarialModel` when `eps > 0`, and a
+    dict with the training's `seconds`, `epochs` and, with robust early
+    stopping, `early_stopping` (held-out robust accuracy of the last and the
+    best epoch; the model holds the best epoch's weights).
     """
     (x_train, y_train), (_, y_test) = data
     num_classes = int(max(y_train.max(), y_test.max())) + 1
@@ -213,23 +237,49 @@ def train_model(settings, eps, data, verbose=0):
         settings.model, x_train.shape[1:], num_classes, settings.seed, settings.init
     )
     if eps > 0:
-        attack = attack_names.get(settings.train_attack, eps, settings.seed)
         model = AdversarialModel(
-            model=model, attack=attack, objective=settings.objective
+            model=model,
+            attack=recipe.training_attack(settings, eps),
+            objective=recipe.objective(settings),
         )
+    (x_fit, y_fit), held_out = recipe.split_for_early_stopping(
+        settings, x_train, y_train
+    )
+    steps_per_epoch = -(-len(x_fit) // settings.batch_size)
     model.compile(
-        keras.optimizers.Adam(1e-3),
+        recipe.optimizer(settings, steps_per_epoch),
         keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
         metrics=["accuracy"],
     )
+    callbacks = []
+    if held_out is not None:
+        callbacks = recipe.early_stopping_callbacks(
+            settings, eps, held_out, from_logits
+        )
+    if recipe.augmenting(settings):
+        batches = recipe.AugmentedBatches(
+            x_fit,
+            y_fit,
+            settings.batch_size,
+            settings.crop_padding,
+            settings.flip,
+            settings.seed,
+        )
+        fit_data = {"x": batches}
+    else:
+        fit_data = {"x": x_fit, "y": y_fit, "batch_size": settings.batch_size}
     start = time.perf_counter()
-    model.fit(
-        *data[0],
-        epochs=settings.epochs,
-        batch_size=settings.batch_size,
-        verbose=verbose,
+    history = model.fit(
+        **fit_data, epochs=settings.epochs, verbose=verbose, callbacks=callbacks
     )
-    return model, time.perf_counter() - start
+    record = {
+        "seconds": time.perf_counter() - start,
+        "epochs": len(history.epoch),
+    }
+    stopping = recipe.early_stopping_record(history.history)
+    if stopping is not None:
+        record["early_stopping"] = stopping
+    return model, record
 
 
 def run_sweep(settings, out_dir, overwrite=False, verbose=0, on_cell=None):
@@ -385,10 +435,10 @@ def _trained_model(settings, eps, data, out_dir, results, verbose):
     path = os.path.join(out_dir, "models", f"train_eps_{key}.keras")
     if key in results["training"] and os.path.exists(path):
         return keras.saving.load_model(path)
-    model, seconds = train_model(settings, eps, data, verbose)
+    model, record = train_model(settings, eps, data, verbose)
     results_store.save_model(model, path)
     results["training"][key] = {
-        "seconds": seconds,
+        **record,
         "model": os.path.relpath(path, out_dir),
         "architecture": model.name.removeprefix("adversarial_"),
         # the layers' weights: the wrapper's own epsilon scale is not one
