@@ -17,9 +17,10 @@ def accuracy(model, x, y):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1])
-def test_pgd_madry_training_beats_its_clean_twin_under_pgd20(seed):
-    """Digits, eps 0.2 L-inf: measured gaps were 44-54 points (seeds 0-2)."""
+def test_pgd_madry_training_beats_its_clean_twin_under_pgd20(seed=0):
+    """Digits, eps 0.2 L-inf: measured gaps were 44-54 points (seeds 0-2), so
+    one seed tests the 25-point margin (each seed is a 15-epoch PGD-7
+    training per backend)."""
     (x, y), (x_test, y_test) = load_digits()
     keras.utils.set_random_seed(seed)
     clean = small_cnn(seed=seed)
