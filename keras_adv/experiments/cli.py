@@ -1,8 +1,9 @@
 """The `keras-adv` command: parses arguments and calls the library.
 
-Subcommands: `sweep` (the main job), `train`, `evaluate`. Bad input (a flag,
-a config value, a data or model file, a results folder) ends with one line
-on stderr and exit status 2; a bug in keras-adv keeps its traceback.
+Subcommands: `sweep` (the main job), `train`, `evaluate`, `reproduce` (a
+paper's recipe). Bad input (a flag, a config value, a data or model file, a
+results folder) ends with one line on stderr and exit status 2; a bug in
+keras-adv keeps its traceback.
 """
 
 import argparse
@@ -11,6 +12,7 @@ import sys
 
 from keras_adv import __version__
 from keras_adv.experiments import cli_options
+from keras_adv.experiments.cli_options import SWEEP_KEYS
 from keras_adv.experiments.cli_options import UsageError
 
 try:
@@ -24,40 +26,6 @@ QUICK = {  # --quick: a sub-minute smoke run of the whole pipeline
     "attacks": ["fgsm", "pgd10"],
     "epochs": 3,
     "max_test_examples": 200,
-}
-# The training recipe's keys: each a SweepSettings field of the same name.
-RECIPE_KEYS = (
-    "optimizer",
-    "learning_rate",
-    "momentum",
-    "nesterov",
-    "weight_decay",
-    "lr_schedule",
-    "lr_milestones",
-    "train_relative_step_size",
-    "train_random_start",
-    "mixed_alpha",
-    "trades_beta",
-    "crop_padding",
-    "flip",
-    "early_stopping_split",
-)
-# Config-file keys (and flags) -> SweepSettings fields.
-SWEEP_KEYS = {
-    "dataset": "dataset",
-    "train_eps": "train_epsilons",
-    "attack_eps": "attack_epsilons",
-    "attacks": "attacks",
-    "train_attack": "train_attack",
-    "objective": "objective",
-    "epochs": "epochs",
-    "batch_size": "batch_size",
-    "max_test_examples": "max_test_examples",
-    "seed": "seed",
-    "checks": "checks",
-    "model": "model",
-    "init": "init",
-    **{key: key for key in RECIPE_KEYS},
 }
 OTHER_KEYS = {"name", "out", "overwrite", "quiet", "quick", "no_checks"}
 
@@ -203,6 +171,28 @@ def build_parser():
     train.add_argument("--output", required=True, help="the .keras file to write")
     _recipe_arguments(train)
 
+    reproduce = commands.add_parser(
+        "reproduce",
+        help="run a paper's recipe; report our numbers beside the paper's",
+        description="Trains and evaluates as a paper did (a recipe: the bundled "
+        "ones, see --list, or a .toml file), into runs/RECIPE/ (the sweep's "
+        "files and reproduction.md: each published number beside ours). "
+        "Rerun the same command to resume. --epochs and --max-test-examples "
+        "shorten a run; the report then says it is not comparable.",
+    )
+    reproduce.add_argument("recipe", nargs="?", help="a recipe name or .toml file")
+    _flag(reproduce, "--list", "list the bundled recipes and exit")
+    reproduce.add_argument("--epochs", type=int, help="fewer epochs: a shortened run")
+    reproduce.add_argument(
+        "--max-test-examples", type=int, help="fewer test examples: a shortened run"
+    )
+    reproduce.add_argument(
+        "--name", help="the run's folder under --out (default: RECIPE)"
+    )
+    reproduce.add_argument("--out", help="where runs go (default: runs)")
+    _flag(reproduce, "--overwrite", "replace a run with other settings in the folder")
+    _flag(reproduce, "--quiet", "print nothing")
+
     evaluate = commands.add_parser(
         "evaluate",
         help="robust accuracy of a saved model, worst case and sanity checks",
@@ -261,20 +251,6 @@ def _options(args, allowed):
     return options
 
 
-def _sweep_settings(options, **extra):
-    """`SweepSettings` from the merged options; `extra` fields set as given."""
-    from keras_adv.experiments.sweep import SweepSettings
-
-    fields = {SWEEP_KEYS[k]: v for k, v in options.items() if k in SWEEP_KEYS}
-    for key in ("train_epsilons", "attack_epsilons", "attacks", "lr_milestones"):
-        if key in fields:
-            fields[key] = tuple(fields[key])
-    try:
-        return SweepSettings(**{**fields, **extra})
-    except ValueError as error:  # the options were checked: a last safeguard
-        raise UsageError(str(error)) from None
-
-
 def _say(options):
     return (lambda line: None) if options.get("quiet") else print
 
@@ -285,7 +261,7 @@ def _sweep(args):
 
     options = _options(args, set(SWEEP_KEYS) | OTHER_KEYS)
     say = _say(options)
-    settings = _sweep_settings(options)
+    settings = cli_options.sweep_settings(options)
     out_dir = os.path.join(options.get("out", "runs"), options.get("name", "default"))
     try:
         os.makedirs(out_dir, exist_ok=True)
@@ -329,7 +305,9 @@ def _train(args):
         raise UsageError(f"--output must end in .keras; got {args.output}")
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         raise UsageError(f"--output {args.output}: {folder} is not a writable folder")
-    settings = _sweep_settings(options, train_attack=options.get("attack", "pgd7"))
+    settings = cli_options.sweep_settings(
+        options, train_attack=options.get("attack", "pgd7")
+    )
     epsilon = options.get("epsilon", 0.1)
     data = load(settings.dataset, seed=settings.seed)
     model, record = train_model(
@@ -342,6 +320,39 @@ def _train(args):
         f"saved {args.output} ({seconds:.0f} s); test accuracy "
         f"{accuracy.get('accuracy', float('nan')):.3f}"
     )
+
+
+def _reproduce(args):
+    from keras_adv.experiments import reproduce
+
+    if args.list:
+        for key in reproduce.names():
+            print(f"{key}: {reproduce.load(key).name}")
+        return
+    if not args.recipe:
+        raise UsageError("name a recipe (keras-adv reproduce --list shows them)")
+    recipe = reproduce.load(args.recipe)
+    overrides = {
+        key: cli_options.check(key, getattr(args, key))
+        for key in ("epochs", "max_test_examples")
+        if getattr(args, key) is not None
+    }
+    name = cli_options.check("name", args.name) if args.name else recipe.key
+    out_dir = os.path.join(args.out or "runs", name)
+    say = (lambda line: None) if args.quiet else print
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"cannot write to {out_dir}: {error.strerror}") from None
+    _, text = reproduce.run(
+        recipe,
+        out_dir,
+        overrides,
+        overwrite=bool(args.overwrite),
+        verbose=0 if args.quiet else 2,
+    )
+    say(text)
+    say(f"report: {os.path.join(out_dir, reproduce.REPORT)}")
 
 
 def _load_model(path):
@@ -431,6 +442,7 @@ INTERRUPTED = {
     "sweep": "finished cells are saved; rerun the same command to resume",
     "train": "no model was saved; rerun the command to train again",
     "evaluate": "nothing was saved; rerun the command to evaluate again",
+    "reproduce": "finished cells are saved; rerun the same command to resume",
 }
 
 
@@ -450,14 +462,23 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 0
-    commands = {"sweep": _sweep, "train": _train, "evaluate": _evaluate}
+    commands = {
+        "sweep": _sweep,
+        "train": _train,
+        "evaluate": _evaluate,
+        "reproduce": _reproduce,
+    }
     try:
         commands[args.command](args)
     except (UsageError, DataError, ResultsFolderError, ModelSourceError) as error:
         print(f"keras-adv {args.command}: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # the system's refusal, not a bug
-        kept = f"; {INTERRUPTED['sweep']}" if args.command == "sweep" else ""
+        kept = (
+            f"; {INTERRUPTED['sweep']}"
+            if args.command in ("sweep", "reproduce")
+            else ""
+        )
         print(f"keras-adv {args.command}: error: {error}{kept}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -173,3 +173,53 @@ def check(key, value, config_path=None):
         where = f"{flag}" if config_path is None else f"{key} in {config_path}"
         shown = f"{value!r} (a {type(value).__name__})"
         raise UsageError(f"{where} must be {error}. Received: {shown}") from None
+
+
+# The training recipe's keys: each a SweepSettings field of the same name.
+RECIPE_KEYS = (
+    "optimizer",
+    "learning_rate",
+    "momentum",
+    "nesterov",
+    "weight_decay",
+    "lr_schedule",
+    "lr_milestones",
+    "train_relative_step_size",
+    "train_random_start",
+    "mixed_alpha",
+    "trades_beta",
+    "crop_padding",
+    "flip",
+    "early_stopping_split",
+)
+# Config-file keys (and flags) -> SweepSettings fields.
+SWEEP_KEYS = {
+    "dataset": "dataset",
+    "train_eps": "train_epsilons",
+    "attack_eps": "attack_epsilons",
+    "attacks": "attacks",
+    "train_attack": "train_attack",
+    "objective": "objective",
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "max_test_examples": "max_test_examples",
+    "seed": "seed",
+    "checks": "checks",
+    "model": "model",
+    "init": "init",
+    **{key: key for key in RECIPE_KEYS},
+}
+
+
+def sweep_settings(options, **extra):
+    """`SweepSettings` from the merged options; `extra` fields set as given."""
+    from keras_adv.experiments.sweep import SweepSettings
+
+    fields = {SWEEP_KEYS[k]: v for k, v in options.items() if k in SWEEP_KEYS}
+    for key in ("train_epsilons", "attack_epsilons", "attacks", "lr_milestones"):
+        if key in fields:
+            fields[key] = tuple(fields[key])
+    try:
+        return SweepSettings(**{**fields, **extra})
+    except ValueError as error:  # the options were checked: a last safeguard
+        raise UsageError(str(error)) from None
