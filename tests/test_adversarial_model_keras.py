@@ -67,11 +67,12 @@ def test_class_weight_is_accepted():
     assert np.isfinite(history.history["loss"][0])
 
 
-@pytest.mark.parametrize("jit_compile", [False, True])
-def test_jit_compile_on_and_off_train_the_same(jit_compile):
-    x, y = data()
+def test_jit_compile_trains_as_eager_does():
+    """Compiled (XLA; torch.compile on PyTorch, whose first step compiles for
+    ~40 s here: two batches, not four) and eager training agree."""
+    x, y = data(n=64)
     results = []
-    for jit in (False, jit_compile):
+    for jit in (False, True):
         base = base_model(seed=0)
         model = AdversarialModel(
             base.inputs, base.outputs, attack=PGD(0.1, steps=2, random_start=False)

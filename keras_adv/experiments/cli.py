@@ -268,19 +268,12 @@ def _sweep(args):
     except OSError as error:
         raise UsageError(f"cannot write to {out_dir}: {error.strerror}") from None
 
-    def progress(cell):
-        say(
-            f"train eps {cell['train_epsilon']:g} | {cell['attack']} eps "
-            f"{cell['attack_epsilon']:g} | robust acc {cell['robust_accuracy']:.3f} "
-            f"| drift {cell['prediction_drift']:.3f} | flip {cell['flip_rate']:.3f}"
-        )
-
     results = run_sweep(
         settings,
         out_dir,
         overwrite=options.get("overwrite", False),
         verbose=0 if options.get("quiet") else 2,
-        on_cell=progress,
+        on_cell=lambda cell: say(_cell_line(cell)),
     )
     write_report(results, out_dir)
     for entry in results["checks"]:
@@ -291,6 +284,15 @@ def _sweep(args):
                     f"{check['name']}: {check['message']}"
                 )
     say(f"report: {os.path.join(out_dir, 'report.md')}")
+
+
+def _cell_line(cell):
+    """One finished cell, as the sweep prints it."""
+    return (
+        f"train eps {cell['train_epsilon']:g} | {cell['attack']} eps "
+        f"{cell['attack_epsilon']:g} | robust acc {cell['robust_accuracy']:.3f} "
+        f"| drift {cell['prediction_drift']:.3f} | flip {cell['flip_rate']:.3f}"
+    )
 
 
 def _train(args):
@@ -350,6 +352,7 @@ def _reproduce(args):
         overrides,
         overwrite=bool(args.overwrite),
         verbose=0 if args.quiet else 2,
+        on_cell=lambda cell: say(_cell_line(cell)),
     )
     say(text)
     say(f"report: {os.path.join(out_dir, reproduce.REPORT)}")

@@ -213,7 +213,7 @@ def markdown(recipe, results, shortened):
         "",
         f"Model `{settings['model']}` on `{settings['dataset']}`, trained at eps "
         f"{settings['train_epsilons'][0]:g} with `{settings['train_attack']}`, "
-        f"{settings['epochs']} epochs; evaluated on "
+        f"{_epochs(settings['epochs'])}; evaluated on "
         f"{_test_examples(results)} test examples. The sweep's report.md "
         "has the full tables and the sanity checks.",
     ]
@@ -238,6 +238,10 @@ def markdown(recipe, results, shortened):
     seconds = sum(entry.get("seconds", 0.0) for entry in results["training"].values())
     lines += ["", f"Training took {seconds / 60:.1f} minutes."]
     return "\n".join(lines) + "\n"
+
+
+def _epochs(count):
+    return f"{count} epoch" + ("" if count == 1 else "s")
 
 
 def _test_examples(results):
