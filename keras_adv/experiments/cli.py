@@ -272,8 +272,8 @@ def _sweep(args):
         settings,
         out_dir,
         overwrite=options.get("overwrite", False),
-        verbose=0 if options.get("quiet") else 2,
         on_cell=lambda cell: say(_cell_line(cell)),
+        progress=None if options.get("quiet") else say,
     )
     write_report(results, out_dir)
     for entry in results["checks"]:
@@ -351,8 +351,8 @@ def _reproduce(args):
         out_dir,
         overrides,
         overwrite=bool(args.overwrite),
-        verbose=0 if args.quiet else 2,
         on_cell=lambda cell: say(_cell_line(cell)),
+        progress=None if args.quiet else say,
     )
     say(text)
     say(f"report: {os.path.join(out_dir, reproduce.REPORT)}")

@@ -259,7 +259,15 @@ def shortened_by(recipe, overrides):
     return cuts
 
 
-def run(recipe, out_dir, overrides=None, overwrite=False, verbose=0, on_cell=None):
+def run(
+    recipe,
+    out_dir,
+    overrides=None,
+    overwrite=False,
+    verbose=0,
+    on_cell=None,
+    progress=None,
+):
     """Runs (or resumes) `recipe` into `out_dir`; writes its reports.
 
     Args:
@@ -267,7 +275,7 @@ def run(recipe, out_dir, overrides=None, overwrite=False, verbose=0, on_cell=Non
         out_dir: the run's folder: the sweep's files and `reproduction.md`.
         overrides: config keys to replace, e.g. `{"epochs": 2}` for a
             shortened run (the report says it is one). Defaults to `None`.
-        overwrite, verbose, on_cell: as for `sweep.run_sweep`.
+        overwrite, verbose, on_cell, progress: as for `sweep.run_sweep`.
 
     Returns:
         `(results, text)`: the sweep's results and the comparison's markdown.
@@ -278,7 +286,12 @@ def run(recipe, out_dir, overrides=None, overwrite=False, verbose=0, on_cell=Non
     overrides = dict(overrides or {})
     settings = recipe.settings(**overrides)
     results = run_sweep(
-        settings, out_dir, overwrite=overwrite, verbose=verbose, on_cell=on_cell
+        settings,
+        out_dir,
+        overwrite=overwrite,
+        verbose=verbose,
+        on_cell=on_cell,
+        progress=progress,
     )
     write_report(results, out_dir)
     text = markdown(recipe, results, shortened_by(recipe, overrides))

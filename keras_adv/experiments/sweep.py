@@ -37,6 +37,7 @@ from keras_adv.experiments import recipe
 from keras_adv.experiments import results_store
 from keras_adv.experiments.data import fingerprint
 from keras_adv.experiments.data import load
+from keras_adv.experiments.progress import Progress
 from keras_adv.experiments.results_store import RESULTS
 from keras_adv.experiments.results_store import ResultsFolderError
 from keras_adv.experiments.results_store import write_json as _write_json
@@ -221,7 +222,7 @@ def _same(saved, wanted):
     return json.loads(json.dumps(saved)) == json.loads(json.dumps(wanted))
 
 
-def train_model(settings, eps, data, verbose=0):
+def train_model(settings, eps, data, verbose=0, callbacks=()):
     """`settings.model` trained on `data` at budget `eps` (clean when 0),
     with the recipe of `settings` (`recipe`).
 
@@ -229,7 +230,8 @@ def train_model(settings, eps, data, verbose=0):
     Returns `(model, record)`: an `AdversarialModel` when `eps > 0`, and a
     dict with the training's `seconds`, `epochs` and, with robust early
     stopping, `early_stopping` (held-out robust accuracy of the last and the
-    best epoch; the model holds the best epoch's weights).
+    best epoch; the model holds the best epoch's weights). `callbacks` are
+    added to `fit`'s (e.g. a `progress.Progress`).
     """
     (x_train, y_train), (_, y_test) = data
     num_classes = int(max(y_train.max(), y_test.max())) + 1
@@ -251,11 +253,10 @@ def train_model(settings, eps, data, verbose=0):
         keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
         metrics=["accuracy"],
     )
-    callbacks = []
+    stopping = []
     if held_out is not None:
-        callbacks = recipe.early_stopping_callbacks(
-            settings, eps, held_out, from_logits
-        )
+        stopping = recipe.early_stopping_callbacks(settings, eps, held_out, from_logits)
+    callbacks = [*stopping, *callbacks]  # the monitor's logs first
     if recipe.augmenting(settings):
         batches = recipe.AugmentedBatches(
             x_fit,
@@ -282,7 +283,9 @@ def train_model(settings, eps, data, verbose=0):
     return model, record
 
 
-def run_sweep(settings, out_dir, overwrite=False, verbose=0, on_cell=None):
+def run_sweep(
+    settings, out_dir, overwrite=False, verbose=0, on_cell=None, progress=None
+):
     """Runs (or resumes) a sweep into `out_dir`; returns the results dict.
 
     Args:
@@ -293,16 +296,19 @@ def run_sweep(settings, out_dir, overwrite=False, verbose=0, on_cell=None):
         verbose: Keras's `fit` verbosity for training. Defaults to 0.
         on_cell: called with each newly finished cell (a dict), e.g. to
             print progress. Defaults to `None`.
+        progress: called with one line per training epoch: which model of
+            the sweep, the epoch, accuracies, time left (`progress.Progress`).
+            Defaults to `None`.
     """
     data = load(settings.dataset, seed=settings.seed)  # checked before any write
     os.makedirs(out_dir, exist_ok=True)
     with results_store.locked(out_dir):
         results = _prepare_folder(out_dir, settings, data, overwrite)
-        _fill(settings, out_dir, data, results, verbose, on_cell)
+        _fill(settings, out_dir, data, results, verbose, on_cell, progress)
     return results
 
 
-def _fill(settings, out_dir, data, results, verbose, on_cell):
+def _fill(settings, out_dir, data, results, verbose, on_cell, progress=None):
     """Computes what `results` lacks, writing it after every step."""
     test = ProbeSet(data[1], max_examples=settings.max_test_examples)
     # Cells of an older keras-adv lack per-example results: they are redone.
@@ -312,6 +318,9 @@ def _fill(settings, out_dir, data, results, verbose, on_cell):
         (c["train_epsilon"], c["attack"], c["attack_epsilon"]) for c in results["cells"]
     }
     checked = {entry["train_epsilon"] for entry in results["checks"]}
+    untrained = [
+        eps for eps in settings.train_epsilons if f"{eps:g}" not in results["training"]
+    ]
     for train_eps in settings.train_epsilons:
         todo = [
             (name, eps)
@@ -321,7 +330,14 @@ def _fill(settings, out_dir, data, results, verbose, on_cell):
         ]
         if not todo and train_eps in checked:
             continue
-        model = _trained_model(settings, train_eps, data, out_dir, results, verbose)
+        callbacks = []
+        if progress is not None and train_eps in untrained:
+            place = untrained.index(train_eps)
+            label = f"model {place + 1}/{len(untrained)} (train eps {train_eps:g})"
+            callbacks = [Progress(progress, label, len(untrained) - place - 1)]
+        model = _trained_model(
+            settings, train_eps, data, out_dir, results, verbose, callbacks
+        )
         # One attack and one metric set per name: compiled once, the budget
         # of each cell passed as a tensor.
         tools = {
@@ -430,12 +446,12 @@ def _add_worst_case_and_checks(
     )
 
 
-def _trained_model(settings, eps, data, out_dir, results, verbose):
+def _trained_model(settings, eps, data, out_dir, results, verbose, callbacks=()):
     key = f"{eps:g}"
     path = os.path.join(out_dir, "models", f"train_eps_{key}.keras")
     if key in results["training"] and os.path.exists(path):
         return keras.saving.load_model(path)
-    model, record = train_model(settings, eps, data, verbose)
+    model, record = train_model(settings, eps, data, verbose, callbacks)
     results_store.save_model(model, path)
     results["training"][key] = {
         **record,

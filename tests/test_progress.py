@@ -1,0 +1,64 @@
+"""Progress of a long sweep: one line per epoch, its place, the time left."""
+
+from keras_adv.experiments.progress import Progress
+from keras_adv.experiments.progress import duration
+from tests.conftest import run_cli
+from tests.test_cli import TINY
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_each_epoch_says_where_the_sweep_is_and_the_time_left():
+    lines, clock = [], Clock()
+    progress = Progress(lines.append, "model 1/3 (train eps 0)", 2, clock)
+    progress.set_params({"epochs": 4})
+    progress.on_train_begin()
+    clock.now = 30.0
+    progress.on_epoch_end(0, {"accuracy": 0.5, "loss": 1.0})
+    clock.now = 50.0
+    progress.on_epoch_end(1, {"accuracy": 0.75, "adv_accuracy": 0.25})
+    # 3 epochs left at 30 s; then 2 models of 4 epochs each at that pace.
+    assert lines == [
+        "model 1/3 (train eps 0) | epoch 1/4 | accuracy 0.500 | 30.0 s/epoch | "
+        "about 1.5 min left for this model, 5.5 min for the sweep's trainings",
+        "model 1/3 (train eps 0) | epoch 2/4 | accuracy 0.750 | adv accuracy "
+        "0.250 | 25.0 s/epoch | about 50 s left for this model, 4.2 min for the "
+        "sweep's trainings",
+    ]
+
+
+def test_the_last_model_says_only_its_own_time_left():
+    lines, clock = [], Clock()
+    progress = Progress(lines.append, "model 2/2 (train eps 0.1)", 0, clock)
+    progress.set_params({"epochs": 1})
+    progress.on_train_begin()
+    clock.now = 4.0
+    progress.on_epoch_end(0, {"adv_robust_accuracy": 0.4})
+    assert lines == [
+        "model 2/2 (train eps 0.1) | epoch 1/1 | held-out robust accuracy 0.400 | "
+        "4.0 s/epoch | about 0 s left for this model"
+    ]
+
+
+def test_durations_read_in_seconds_minutes_or_hours():
+    assert [duration(s) for s in (45, 750, 3 * 3600)] == ["45 s", "12.5 min", "3.0 h"]
+
+
+def test_a_sweep_prints_a_line_per_epoch_per_model_and_none_when_resumed(tmp_path):
+    code, out, err = run_cli("sweep", "--name", "p", *TINY, cwd=tmp_path)
+    assert code == 0, err
+    epochs = [line for line in out.splitlines() if "| epoch " in line]
+    assert [line.split(" | ")[0:2] for line in epochs] == [
+        ["model 1/2 (train eps 0)", "epoch 1/1"],
+        ["model 2/2 (train eps 0.1)", "epoch 1/1"],
+    ]
+    assert "for the sweep's trainings" in epochs[0]
+    assert "/step" not in out  # Keras's own progress lines are replaced
+    code, out, _ = run_cli("sweep", "--name", "p", *TINY, cwd=tmp_path)
+    assert code == 0 and "| epoch " not in out  # nothing trained again
