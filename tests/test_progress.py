@@ -14,11 +14,17 @@ class Clock:
         return self.now
 
 
-def test_each_epoch_says_where_the_sweep_is_and_the_time_left():
+def started(label, models_after, epochs):
+    """A `Progress` at the start of training, its printed lines and its clock."""
     lines, clock = [], Clock()
-    progress = Progress(lines.append, "model 1/3 (train eps 0)", 2, clock)
-    progress.set_params({"epochs": 4})
+    progress = Progress(lines.append, label, models_after, clock)
+    progress.set_params({"epochs": epochs})
     progress.on_train_begin()
+    return progress, lines, clock
+
+
+def test_each_epoch_says_where_the_sweep_is_and_the_time_left():
+    progress, lines, clock = started("model 1/3 (train eps 0)", 2, epochs=4)
     clock.now = 30.0
     progress.on_epoch_end(0, {"accuracy": 0.5, "loss": 1.0})
     clock.now = 50.0
@@ -34,10 +40,7 @@ def test_each_epoch_says_where_the_sweep_is_and_the_time_left():
 
 
 def test_the_last_model_says_only_its_own_time_left():
-    lines, clock = [], Clock()
-    progress = Progress(lines.append, "model 2/2 (train eps 0.1)", 0, clock)
-    progress.set_params({"epochs": 1})
-    progress.on_train_begin()
+    progress, lines, clock = started("model 2/2 (train eps 0.1)", 0, epochs=1)
     clock.now = 4.0
     progress.on_epoch_end(0, {"adv_robust_accuracy": 0.4})
     assert lines == [
