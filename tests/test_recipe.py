@@ -283,3 +283,18 @@ def test_a_recipe_key_in_a_config_file_is_checked_and_named(tmp_path):
     (tmp_path / "c.toml").write_text('optimizer = "sgd"\nmomentum = "high"\n')
     code, _, err = run_cli("sweep", "--config", "c.toml", cwd=tmp_path)
     assert_refused(code, err, "momentum in c.toml", "'high'")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"train_attack": "pgd7", "train_random_start": "yes"},
+        {"flip": 1},
+        {"nesterov": "true", "optimizer": "sgd"},
+    ],
+)
+def test_a_python_caller_s_wrong_type_is_refused_before_any_training(fields):
+    """`SweepSettings` is the Python API: no flag parser checked these types."""
+    name = next(key for key in fields if key not in ("train_attack", "optimizer"))
+    with pytest.raises(ValueError, match=f"`{name}` must be True or False"):
+        SweepSettings(**fields)

@@ -20,6 +20,7 @@ import math
 import keras
 import numpy as np
 
+from keras_adv import argument_validation as validation
 from keras_adv.attacks import names as attack_names
 from keras_adv.callbacks.adversarial_monitor import AdversarialMonitor
 from keras_adv.training import objectives
@@ -46,7 +47,7 @@ def check(settings):
     s = settings
     _choice(s.optimizer, OPTIMIZERS, "optimizer")
     _choice(s.lr_schedule, SCHEDULES, "lr_schedule")
-    _number(s.learning_rate, "learning_rate", low=0.0, open_low=True)
+    validation.check_positive(s.learning_rate, "learning_rate")
     _number(s.weight_decay, "weight_decay", low=0.0)
     _only_for(
         s.momentum is not None or s.nesterov,
@@ -57,10 +58,7 @@ def check(settings):
     )
     if s.momentum is not None:
         _number(s.momentum, "momentum", low=0.0, high=1.0, open_high=True)
-    if not isinstance(s.nesterov, bool):
-        raise ValueError(
-            f"Argument `nesterov` must be a bool. Received: {s.nesterov!r}"
-        )
+    validation.check_bool(s.nesterov, "nesterov")
     _only_for(
         s.lr_milestones is not None,
         s.lr_schedule == "piecewise",
@@ -95,18 +93,16 @@ def check(settings):
         s.objective,
     )
     objective(s)  # the objective's own range checks
-    if s.train_relative_step_size is not None:
-        _number(
-            s.train_relative_step_size,
-            "train_relative_step_size",
-            low=0.0,
-            open_low=True,
-        )
-    for field in ("train_relative_step_size", "train_random_start"):
+    validation.check_positive(
+        s.train_relative_step_size, "train_relative_step_size", allow_none=True
+    )
+    if s.train_random_start is not None:
+        validation.check_bool(s.train_random_start, "train_random_start")
+    for field, parameter in (
+        ("train_relative_step_size", "step_size"),
+        ("train_random_start", "random_start"),
+    ):
         if getattr(s, field) is not None:
-            parameter = {"train_relative_step_size": "step_size"}.get(
-                field, "random_start"
-            )
             attack = attack_names.get(s.train_attack)
             if parameter not in inspect.signature(type(attack)).parameters:
                 raise ValueError(
@@ -123,8 +119,7 @@ def check(settings):
             "Argument `crop_padding` must be an integer >= 0 (pixels; 0 turns "
             f"random cropping off). Received: crop_padding={s.crop_padding!r}"
         )
-    if not isinstance(s.flip, bool):
-        raise ValueError(f"Argument `flip` must be a bool. Received: {s.flip!r}")
+    validation.check_bool(s.flip, "flip")
     _number(s.early_stopping_split, "early_stopping_split", low=0.0, high=0.5)
 
 
@@ -136,18 +131,18 @@ def _choice(value, choices, name):
         )
 
 
-def _number(value, name, low, high=math.inf, open_low=False, open_high=False):
+def _number(value, name, low, high=math.inf, open_high=False):
+    """A finite number in [low, high] (or [low, high) with `open_high`)."""
     ok = (
-        not isinstance(value, bool)
-        and isinstance(value, (int, float))
+        validation.is_number(value)
         and math.isfinite(value)
-        and (value > low if open_low else value >= low)
+        and value >= low
         and (value < high if open_high else value <= high)
     )
     if not ok:
-        left, right = "(" if open_low else "[", ")" if open_high else "]"
+        right = ")" if open_high else "]"
         raise ValueError(
-            f"Argument `{name}` must be a number in {left}{low:g}, {high:g}{right}. "
+            f"Argument `{name}` must be a number in [{low:g}, {high:g}{right}. "
             f"Received: {name}={value!r}"
         )
 
