@@ -319,7 +319,9 @@ def _fill(settings, out_dir, data, results, verbose, on_cell, progress=None):
     }
     checked = {entry["train_epsilon"] for entry in results["checks"]}
     untrained = [
-        eps for eps in settings.train_epsilons if f"{eps:g}" not in results["training"]
+        eps
+        for eps in settings.train_epsilons
+        if _saved_model(out_dir, results, eps) is None
     ]
     for train_eps in settings.train_epsilons:
         todo = [
@@ -446,11 +448,24 @@ def _add_worst_case_and_checks(
     )
 
 
+def _model_path(out_dir, eps):
+    return os.path.join(out_dir, "models", f"train_eps_{eps:g}.keras")
+
+
+def _saved_model(out_dir, results, eps):
+    """The path of the model trained at `eps` by an earlier run, or None."""
+    path = _model_path(out_dir, eps)
+    if f"{eps:g}" in results["training"] and os.path.exists(path):
+        return path
+    return None
+
+
 def _trained_model(settings, eps, data, out_dir, results, verbose, callbacks=()):
     key = f"{eps:g}"
-    path = os.path.join(out_dir, "models", f"train_eps_{key}.keras")
-    if key in results["training"] and os.path.exists(path):
-        return keras.saving.load_model(path)
+    saved = _saved_model(out_dir, results, eps)
+    if saved is not None:
+        return keras.saving.load_model(saved)
+    path = _model_path(out_dir, eps)
     model, record = train_model(settings, eps, data, verbose, callbacks)
     results_store.save_model(model, path)
     results["training"][key] = {
