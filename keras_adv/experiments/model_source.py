@@ -180,15 +180,11 @@ def _function_file(source):
     module, _ = _split(source)
     if module.endswith(".py"):
         return module
-    spec = importlib.util.find_spec(module) if _importable(module) else None
-    return getattr(spec, "origin", None) if spec is not None else None
-
-
-def _importable(module):
     try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):  # a parent package that does not import
+        return None
+    return getattr(spec, "origin", None)
 
 
 def _from_function(source, input_shape, num_classes):
