@@ -10,7 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,jax,torch]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,jax,torch,ray]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -180,3 +180,47 @@ def assert_refused(code, err, *fragments):
     assert lines[0].startswith("keras-adv"), lines[0]
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+
+
+def start_cli(*args, cwd, env=None):
+    """`python -m keras_adv ARGS` as a process of its own session (its
+    children too: Ray's), output captured; end it with `end_session`."""
+    import subprocess
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "keras_adv", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def finish(process, timeout):
+    """Waits at most `timeout` seconds for `process`; its exit code and output."""
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err
+
+
+def end_session(process):
+    """Kills every process still in `process`'s session, by process id
+    (children that started process groups of their own included)."""
+    import signal
+
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                stat = handle.read()
+        except OSError:
+            continue  # ended meanwhile
+        session = int(stat.rsplit(")", 1)[1].split()[3])  # state ppid pgrp session
+        if session == process.pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry), signal.SIGKILL)
+    with contextlib.suppress(Exception):
+        process.communicate(timeout=5)

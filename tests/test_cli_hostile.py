@@ -5,6 +5,7 @@ Each refusal is one line on stderr with exit status 2 that names what the
 user typed; nothing a user made is deleted or overwritten by a refusal.
 """
 
+import dataclasses
 import json
 import os
 
@@ -155,17 +156,28 @@ def test_a_failed_start_does_not_block_the_corrected_command(tmp_path):
     assert code == 0, err
 
 
-def test_a_second_run_in_a_folder_in_use_is_refused(tmp_path):
+def test_a_unit_another_process_computes_is_left_to_it(tmp_path, monkeypatch):
     settings = SweepSettings(
         train_epsilons=(0.0,), attack_epsilons=(0.0,), attacks=("fgsm",),
         epochs=1, max_test_examples=16, checks=False,
     )  # fmt: skip
-    with results_store.locked(str(tmp_path)):
+    with results_store.claimed(str(tmp_path), "train_eps_0"):
+        results = run_sweep(settings, str(tmp_path))
+        assert results["missing"] == ["train_eps_0"] and not results["cells"]
+        code, out, _ = run_cli("report", str(tmp_path))
+        assert code == 0 and "missing: 1 of 1 units not finished (train_eps_0)" in out
+        assert not (tmp_path / "models" / "train_eps_0.keras").exists()
+        # replacing the sweep would delete what that process is making
+        other = dataclasses.replace(settings, epochs=2)
         with pytest.raises(ResultsFolderError, match=f"process {os.getpid()}"):
-            run_sweep(settings, str(tmp_path))
-    assert not (tmp_path / "results.json").exists()
-    run_sweep(settings, str(tmp_path))  # the lock was released
-    assert (tmp_path / "results.json").exists()
+            run_sweep(other, str(tmp_path), overwrite=True)
+        # the folder's own files are locked only while they are rewritten
+        monkeypatch.setattr(results_store, "_LOCK_WAIT", 0.2)
+        with results_store.locked(str(tmp_path)):
+            with pytest.raises(ResultsFolderError, match=f"process {os.getpid()}"):
+                run_sweep(settings, str(tmp_path))
+    results = run_sweep(settings, str(tmp_path))  # released: computed now
+    assert results["missing"] == [] and len(results["cells"]) == 1 + 1
 
 
 def test_writes_leave_no_temporary_files_and_never_half_a_file(tmp_path):
@@ -260,16 +272,26 @@ def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
 
 
 def test_temporary_files_of_a_killed_run_are_removed_by_the_next(tmp_path):
-    stale = [tmp_path / ".partial-results.json.x1", tmp_path / "models"]
-    stale[1].mkdir()
-    stale.append(stale[1] / ".partial-train_eps_0.keras.x2.keras")
-    for path in (stale[0], stale[2]):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "units").mkdir()
+    folder_own = tmp_path / ".partial-results.json.x1"
+    unit_own = [
+        tmp_path / "models" / ".partial-train_eps_0.keras.x2.keras",
+        tmp_path / "units" / ".partial-train_eps_0.json.x3",
+    ]
+    other_unit = tmp_path / "models" / ".partial-train_eps_0.1.keras.x4.keras"
+    for path in (folder_own, *unit_own, other_unit):
         path.write_text("half")
     kept = tmp_path / "notes.txt"
     kept.write_text("mine")
-    with results_store.locked(str(tmp_path)):
+    with results_store.locked(str(tmp_path)):  # the folder's own files
         pass
-    assert not stale[0].exists() and not stale[2].exists() and kept.exists()
+    assert not folder_own.exists() and all(p.exists() for p in unit_own)
+    with results_store.claimed(str(tmp_path), "train_eps_0") as owner:
+        assert owner is None
+    assert not any(p.exists() for p in unit_own)
+    # another unit's may be another process's write in progress: kept
+    assert other_unit.exists() and kept.exists()
 
 
 def test_overwrite_with_the_same_settings_and_data_resumes(finished, monkeypatch):

@@ -1,12 +1,21 @@
-"""`run_sweep`: the grid, resuming after an interruption, refusing other settings."""
+"""`run_sweep`: the grid, resuming after an interruption, refusing other
+settings, and its units run anywhere: shards in parallel, Ray tasks."""
 
 import json
 import os
+import shutil
 
+import keras
 import pytest
+from conftest import assert_refused
+from conftest import end_session
+from conftest import finish
+from conftest import run_cli
+from conftest import start_cli
 
 from keras_adv.evaluation.probe import ProbeSet
 from keras_adv.experiments.sweep import RESULTS
+from keras_adv.experiments.sweep import Shard
 from keras_adv.experiments.sweep import SweepSettings
 from keras_adv.experiments.sweep import run_sweep
 
@@ -19,6 +28,37 @@ TINY = dict(
     max_test_examples=64,
     checks=False,  # the checks' extra attacks cost time; one test turns them on
 )
+TINY_FLAGS = [  # TINY on the command line
+    "--train-eps", "0", "0.1",
+    "--attack-eps", "0", "0.1",
+    "--attacks", "fgsm", "pgd3",
+    "--epochs", "1",
+    "--train-attack", "fgsm",
+    "--max-test-examples", "64",
+    "--no-checks",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory):
+    """TINY swept here, one unit after another, uninterrupted: its folder and
+    results, the reference the other ways of running it must equal."""
+    folder = tmp_path_factory.mktemp("serial")
+    return folder, run_sweep(SweepSettings(**TINY), folder)
+
+
+def _sorted_cells(results):
+    key = lambda c: (c["train_epsilon"], c["attack"], c["attack_epsilon"])  # noqa: E731
+    return sorted(results["cells"], key=key)
+
+
+def assert_same_sweep(results, reference):
+    """The same settings, data and cells (every number, every example's bit)."""
+    for key in ("settings", "data", "model", "attack_configs"):
+        assert results[key] == reference[key], key
+    assert results["missing"] == [] and len(results["cells"]) == 8 + 4
+    assert _sorted_cells(results) == _sorted_cells(reference)
+    assert set(results["training"]) == set(reference["training"]) == {"0", "0.1"}
 
 
 def umask():
@@ -80,7 +120,7 @@ def test_a_sweep_fills_its_grid_and_records_its_settings(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_an_interrupted_sweep_resumes_without_redoing_cells(tmp_path):
+def test_an_interrupted_sweep_resumes_without_redoing_cells(tmp_path, serial):
     seen = []
 
     def interrupt_after_three(cell):
@@ -106,23 +146,81 @@ def test_an_interrupted_sweep_resumes_without_redoing_cells(tmp_path):
         "models/train_eps_0.1.keras",
         "models/train_eps_0.keras",
         "results.json",
+        "units",
+        "units/train_eps_0.1.json",
+        "units/train_eps_0.1.lock",
+        "units/train_eps_0.json",
+        "units/train_eps_0.lock",
     ]
     assert oct((tmp_path / RESULTS).stat().st_mode & 0o777) == oct(0o666 & ~umask())
     # the same cells as an uninterrupted sweep: pgd3's random starts in the
     # resumed cell do not depend on the cells run before it
-    whole = run_sweep(SweepSettings(**TINY), tmp_path / "whole")
-    key = lambda c: (c["train_epsilon"], c["attack"], c["attack_epsilon"])  # noqa: E731
-    assert sorted(results["cells"], key=key) == sorted(whole["cells"], key=key)
+    assert _sorted_cells(results) == _sorted_cells(serial[1])
 
 
 @pytest.mark.slow
-def test_other_settings_are_refused_unless_overwriting(tmp_path):
-    run_sweep(SweepSettings(**TINY), tmp_path)
+def test_other_settings_are_refused_unless_overwriting(tmp_path, serial):
+    shutil.copytree(serial[0], tmp_path, dirs_exist_ok=True)
     other = SweepSettings(**{**TINY, "epochs": 2})
     with pytest.raises(ValueError, match="other settings.*--overwrite"):
         run_sweep(other, tmp_path)
     results = run_sweep(other, tmp_path, overwrite=True)
     assert results["settings"]["epochs"] == 2 and len(results["cells"]) == 8 + 4
+    assert all(e["epochs"] == 2 for e in results["training"].values())
+
+
+@pytest.mark.slow
+def test_shards_in_parallel_then_report_give_the_serial_cells(tmp_path, serial):
+    flags = ["sweep", "--name", "sharded", "--quiet", *TINY_FLAGS]
+    array_task = {  # task 8 of an array numbered from 7: share 1 of 2
+        "SLURM_ARRAY_TASK_ID": "8",
+        "SLURM_ARRAY_TASK_MIN": "7",
+        "SLURM_ARRAY_TASK_COUNT": "2",
+    }
+    shards = [
+        start_cli(*flags, "--shard", "0/2", cwd=tmp_path),
+        start_cli(*flags, "--shard", "slurm", cwd=tmp_path, env=array_task),
+    ]
+    try:
+        for shard in shards:
+            code, _, err = finish(shard, timeout=600)
+            assert code == 0, err
+    finally:
+        for shard in shards:
+            end_session(shard)
+    folder = tmp_path / "runs" / "sharded"
+    code, out, err = run_cli("report", str(folder))
+    assert code == 0 and "missing" not in out, err
+    assert_same_sweep(json.loads((folder / RESULTS).read_text()), serial[1])
+    for name in ("report.md", "results.csv", "heatmap.png"):
+        assert (folder / name).stat().st_size > 0
+    code, out, _ = run_cli("sweep", "--name", "sharded", *TINY_FLAGS, "--list",
+                           "--shard", "1/2", cwd=tmp_path)  # fmt: skip
+    assert code == 0 and out == "unit 2/2 | train_eps_0.1 | done\n"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    keras.backend.backend() != "jax",
+    reason="the executor is backend-independent; on JAX (not the default "
+    "backend) the test also shows the tasks use the driver's backend",
+)
+def test_a_ray_sweep_gives_the_serial_cells(tmp_path, serial):
+    flags = ["sweep", "--name", "ray", *TINY_FLAGS, "--executor", "ray"]
+    process = start_cli(*flags, "--cpus-per-model", "1", cwd=tmp_path)
+    try:  # a local Ray instance, started and shut down by the command
+        code, out, err = finish(process, timeout=600)
+    finally:
+        end_session(process)
+    assert code == 0, err
+    assert "model 1/2 (train eps 0) | epoch 1/1" in out  # the tasks' progress
+    assert "train eps 0.1 | pgd3 eps 0.1 | robust acc" in out  # cells
+    folder = tmp_path / "runs" / "ray"
+    results = json.loads((folder / RESULTS).read_text())
+    assert_same_sweep(results, serial[1])
+    backends = {e["versions"]["backend"] for e in results["training"].values()}
+    assert backends == {"jax"}
+    assert (folder / "report.md").exists()
 
 
 @pytest.mark.parametrize(
@@ -137,3 +235,69 @@ def test_other_settings_are_refused_unless_overwriting(tmp_path):
 def test_bad_settings(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SweepSettings(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "text, environ, index, count",
+    [
+        ("0/1", {}, 0, 1),
+        ("3/4", {}, 3, 4),
+        ("slurm", {"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_COUNT": "6"}, 5, 6),
+        (
+            "slurm",
+            {
+                "SLURM_ARRAY_TASK_ID": "3",
+                "SLURM_ARRAY_TASK_MIN": "1",
+                "SLURM_ARRAY_TASK_COUNT": "3",
+            },
+            2,
+            3,
+        ),
+    ],
+)
+def test_shards_from_text_and_from_a_slurm_array(text, environ, index, count):
+    assert Shard.parse(text, environ) == Shard(index, count)
+
+
+@pytest.mark.parametrize(
+    "text, environ, match",
+    [
+        ("4/4", {}, "from 0 to count - 1"),
+        ("1/0", {}, "count"),
+        ("half", {}, "I/N"),
+        ("slurm", {}, "SLURM_ARRAY_TASK_ID.*not set"),
+    ],
+)
+def test_bad_shards_are_refused(text, environ, match):
+    with pytest.raises(ValueError, match=match):
+        Shard.parse(text, environ)
+
+
+def test_shards_split_the_units_between_them_without_overlap():
+    units = [0.0, 0.01, 0.02, 0.05, 0.1]
+    shares = [Shard(i, 3).pick(units) for i in range(3)]
+    assert shares == [[0.0, 0.05], [0.01, 0.1], [0.02]]
+    assert sorted(sum(shares, [])) == units
+
+
+@pytest.mark.parametrize(
+    "flags, fragments",
+    [
+        (["--shard", "2/2"], ["from 0 to count - 1", "2/2"]),
+        (["--shard", "x"], ["--shard must be I/N", "'x'"]),
+        (["--shard", "slurm"], ["SLURM_ARRAY_TASK_ID"]),
+        (["--address", "auto"], ["--address apply to --executor ray only"]),
+        (["--executor", "ray", "--cpus-per-model", "0"], ["--cpus-per-model"]),
+    ],
+)
+def test_bad_scale_flags_are_refused_before_any_work(tmp_path, monkeypatch,
+                                                      flags, fragments):  # fmt: skip
+    monkeypatch.delenv("SLURM_ARRAY_TASK_ID", raising=False)
+    code, _, err = run_cli("sweep", *flags, *TINY_FLAGS, cwd=tmp_path)
+    assert_refused(code, err, *fragments)
+    assert not any(tmp_path.iterdir())
+
+
+def test_report_needs_a_sweep_folder(tmp_path):
+    code, _, err = run_cli("report", str(tmp_path))
+    assert_refused(code, err, str(tmp_path), "no results.json")

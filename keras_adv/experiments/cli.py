@@ -1,7 +1,7 @@
 """The `keras-adv` command: parses arguments and calls the library.
 
-Subcommands: `sweep` (the main job), `train`, `evaluate`, `reproduce` (a
-paper's recipe). Bad input (a flag, a config value, a data or model file, a
+Subcommands: `sweep` (the main job), `report` (merge a sweep's finished
+units), `train`, `evaluate`, `reproduce` (a paper's recipe). Bad input (a flag, a config value, a data or model file, a
 results folder) ends with one line on stderr and exit status 2; a bug in
 keras-adv keeps its traceback.
 """
@@ -12,6 +12,7 @@ import sys
 
 from keras_adv import __version__
 from keras_adv.experiments import cli_options
+from keras_adv.experiments.cli_options import SCALE_KEYS
 from keras_adv.experiments.cli_options import SWEEP_KEYS
 from keras_adv.experiments.cli_options import UsageError
 
@@ -119,6 +120,40 @@ def _model_arguments(parser):
     )
 
 
+def _scale_arguments(parser):
+    scale = parser.add_argument_group(
+        "scaling out",
+        "one unit of work per training epsilon (the trained model and its "
+        "cells), each with its own result file; `keras-adv report RUN_DIR` "
+        "merges them",
+    )
+    _flag(scale, "--list", "print the sweep's units and their state, then exit")
+    scale.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="run share I of N of the units (0/4 .. 3/4), or `slurm`: this "
+        "task's share of a SLURM job array",
+    )
+    scale.add_argument(
+        "--executor",
+        choices=["serial", "ray"],
+        help="serial: here, one unit after another (default); ray: one Ray "
+        "task per unit (pip install 'keras-adv[ray]')",
+    )
+    scale.add_argument(
+        "--address", help="ray: the cluster to join (default: a local Ray instance)"
+    )
+    scale.add_argument(
+        "--cpus-per-model", type=float, metavar="C", help="ray: CPUs per unit (1)"
+    )
+    scale.add_argument(
+        "--gpus-per-model",
+        type=float,
+        metavar="G",
+        help="ray: GPUs per unit, fractions share one (default 0)",
+    )
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-adv",
@@ -160,6 +195,17 @@ def build_parser():
     )
     _flag(sweep, "--overwrite", "replace a sweep with other settings in the folder")
     _recipe_arguments(sweep)
+    _scale_arguments(sweep)
+
+    report = commands.add_parser(
+        "report",
+        help="merge a sweep's finished units into its results and report",
+        description="Merges the units of work finished so far in RUN_DIR (by "
+        "shards, Ray tasks or plain runs) into results.json, results.csv, "
+        "report.md and the figures, and says which units are missing.",
+    )
+    report.add_argument("run_dir", metavar="RUN_DIR", help="a sweep's folder")
+    _flag(report, "--quiet", "print nothing")
 
     train = commands.add_parser("train", help="train and save a .keras model")
     _settings_arguments(train)
@@ -256,26 +302,57 @@ def _say(options):
 
 
 def _sweep(args):
-    from keras_adv.experiments.report import write_report
     from keras_adv.experiments.sweep import run_sweep
+    from keras_adv.experiments.sweep import unit_status
 
-    options = _options(args, set(SWEEP_KEYS) | OTHER_KEYS)
+    options = _options(args, set(SWEEP_KEYS) | OTHER_KEYS | set(SCALE_KEYS))
     say = _say(options)
     settings = cli_options.sweep_settings(options)
+    shard = cli_options.shard(options)
     out_dir = os.path.join(options.get("out", "runs"), options.get("name", "default"))
+    if args.list:
+        statuses = unit_status(settings, out_dir)
+        mine = set(shard.pick(range(len(statuses))))
+        for place, (unit, status) in enumerate(statuses):
+            if place in mine:
+                print(f"unit {place + 1}/{len(statuses)} | {unit} | {status}")
+        return
+    executor = cli_options.executor(options)
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as error:
         raise UsageError(f"cannot write to {out_dir}: {error.strerror}") from None
 
-    results = run_sweep(
+    run_sweep(
         settings,
         out_dir,
         overwrite=options.get("overwrite", False),
         on_cell=lambda cell: say(_cell_line(cell)),
         progress=None if options.get("quiet") else say,
+        shard=shard,
+        executor=executor,
     )
-    write_report(results, out_dir)
+    _write_report(out_dir, say)
+
+
+def _report(args):
+    say = (lambda line: None) if args.quiet else print
+    if not os.path.isfile(os.path.join(args.run_dir, "results.json")):
+        raise UsageError(
+            f"{args.run_dir} holds no keras-adv sweep (no results.json); pass the "
+            "folder a sweep wrote, e.g. runs/default"
+        )
+    _write_report(args.run_dir, say)
+
+
+def _write_report(out_dir, say):
+    """Merges the folder's units and writes the report; says what is missing."""
+    from keras_adv.experiments import results_store
+    from keras_adv.experiments.report import write_report
+
+    with results_store.locked(out_dir):
+        results = results_store.merge(out_dir)
+        write_report(results, out_dir)
     for entry in results["checks"]:
         for check in entry["checks"]:
             if not check["passed"]:
@@ -283,6 +360,13 @@ def _sweep(args):
                     f"train eps {entry['train_epsilon']:g} | check FAILED "
                     f"{check['name']}: {check['message']}"
                 )
+    if results["missing"]:
+        say(
+            f"missing: {len(results['missing'])} of "
+            f"{len(results['settings']['train_epsilons'])} units not finished "
+            f"({', '.join(results['missing'])}); when their shards or runs "
+            f"finish, `keras-adv report {out_dir}` merges them"
+        )
     say(f"report: {os.path.join(out_dir, 'report.md')}")
 
 
@@ -446,6 +530,7 @@ INTERRUPTED = {
     "train": "no model was saved; rerun the command to train again",
     "evaluate": "nothing was saved; rerun the command to evaluate again",
     "reproduce": "finished cells are saved; rerun the same command to resume",
+    "report": "the report was not rewritten; rerun the command",
 }
 
 
@@ -470,6 +555,7 @@ def main(argv=None):
         "train": _train,
         "evaluate": _evaluate,
         "reproduce": _reproduce,
+        "report": _report,
     }
     try:
         commands[args.command](args)

@@ -106,6 +106,14 @@ def _attack_name(value):
         raise TypeError(f"an attack name: {names.GRAMMAR}") from None
 
 
+def _shard(value):
+    _text(value)
+    index, slash, count = value.partition("/")
+    if value != "slurm" and not (slash and index.isdigit() and count.isdigit()):
+        raise TypeError("I/N (share I of N, counted from 0, e.g. 0/4) or slurm")
+    return value
+
+
 _BUDGETS = _list_of(_budget, "finite numbers >= 0", "[0, 0.1]")
 _ATTACKS = _list_of(_attack_name, "attack names", '["fgsm", "pgd20"]', detail=True)
 # key -> (type check, the flag that sets it on the command line or None)
@@ -155,6 +163,12 @@ OPTIONS = {
     "crop_padding": (_integer(0), "--crop-padding"),
     "flip": (_boolean, "--flip"),
     "early_stopping_split": (_real(0, 0.5), "--early-stopping-split"),
+    # Where a sweep's units run (keras_adv.experiments.sweep, ray_executor).
+    "shard": (_shard, "--shard"),
+    "executor": (_choice("serial", "ray"), "--executor"),
+    "address": (_text, "--address"),
+    "cpus_per_model": (_real(0, above=True), "--cpus-per-model"),
+    "gpus_per_model": (_real(0), "--gpus-per-model"),
 }
 
 
@@ -209,6 +223,43 @@ SWEEP_KEYS = {
     "init": "init",
     **{key: key for key in RECIPE_KEYS},
 }
+
+
+# Keys that say where a sweep's units run, not what they compute: a folder's
+# units may be made by any mix of them.
+SCALE_KEYS = ("shard", "executor", "address", "cpus_per_model", "gpus_per_model")
+_RAY_ONLY = ("address", "cpus_per_model", "gpus_per_model")
+
+
+def executor(options):
+    """The sweep's executor from the merged options: `None` (serial, here)
+    or a `RayExecutor`; `UsageError` for Ray's options without Ray."""
+    if options.get("executor", "serial") == "serial":
+        given = [k for k in _RAY_ONLY if k in options]
+        if given:
+            flags = ", ".join(OPTIONS[k][1] for k in given)
+            raise UsageError(f"{flags} apply to --executor ray only; add it")
+        return None
+    from keras_adv.experiments.ray_executor import RayExecutor
+
+    try:
+        return RayExecutor(
+            options.get("address"),
+            options.get("cpus_per_model", 1),
+            options.get("gpus_per_model", 0),
+        )
+    except ImportError as error:
+        raise UsageError(str(error)) from None
+
+
+def shard(options):
+    """The `Shard` of the merged options (every unit when none given)."""
+    from keras_adv.experiments.sweep import Shard
+
+    try:
+        return Shard.parse(options.get("shard", "0/1"))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def sweep_settings(options, **extra):

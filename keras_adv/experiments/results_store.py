@@ -1,10 +1,17 @@
-"""A run's folder: `results.json` written atomically, one writer at a time.
+"""A run's folder: one result file per unit of work, merged into `results.json`.
+
+A sweep's units (one trained model each, with its attack cells) are written
+by whichever process runs them, each to `units/<unit>.json`, so parallel
+writers (shards, Ray tasks) never collide and a lost job loses only its own
+unit; `merge` gathers the finished units into `results.json`, whose header
+(settings, data, model, versions) the first run wrote.
 
 Nothing a user made is lost or mixed: every write replaces the file whole
 (a reader sees the old or the new one, never half), temporary files have
-unique names, a lock keeps a second run out of a folder in use (released by
-the operating system even after `kill -9`), and a damaged or foreign
-`results.json` is refused by name instead of being overwritten.
+unique names, locks keep two processes out of one unit (and out of the
+folder's own files while they are rewritten), released by the operating
+system even after `kill -9`; a damaged or foreign result file is refused by
+name instead of being overwritten.
 """
 
 import contextlib
@@ -12,9 +19,12 @@ import fcntl
 import json
 import os
 import tempfile
+import time
 
 RESULTS = "results.json"
+UNITS = "units"  # units/<unit>.json: one unit of work's results
 _LOCK = ".keras-adv.lock"
+_LOCK_WAIT = 120.0  # seconds a merge waits for another process's merge
 _PARTIAL = ".partial-"  # temporary files start so; stale ones are removed
 # Keys a results file must hold, and what each cell must hold.
 _RESULTS_KEYS = {"settings": dict, "training": dict, "cells": list, "checks": list}
@@ -89,36 +99,85 @@ def write_json(path, data):
 
 
 @contextlib.contextmanager
-def locked(folder):
-    """Holds the folder's lock; `ResultsFolderError` if another run holds it."""
-    path = os.path.join(folder, _LOCK)
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            owner = handle.read().strip() or "unknown"
+def locked(folder, wait=None):
+    """Holds the folder's lock (its own files: `results.json`, the report).
+
+    Other processes hold it only for a merge, so it waits up to `wait`
+    seconds (default `_LOCK_WAIT`) before `ResultsFolderError` names the
+    process that holds it. Temporary files a killed run left in the folder
+    itself are removed.
+    """
+    wait = _LOCK_WAIT if wait is None else wait
+    with _lock(os.path.join(folder, _LOCK), wait) as owner:
+        if owner is not None:
             raise ResultsFolderError(
                 f"another keras-adv run (process {owner}) is writing to {folder}; "
                 "wait for it to finish, or use another --name."
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        _remove_partials(folder)  # left by a run killed mid-write
+            )
+        _remove_partials(folder, "")  # left by a run killed mid-write
+        yield
+
+
+@contextlib.contextmanager
+def claimed(folder, unit):
+    """Holds unit `unit`'s lock while this process computes it.
+
+    Yields `None` when the unit is this process's, or the id of the process
+    that holds it (the caller leaves such a unit alone). Temporary files of
+    the unit a killed run left (its result file, its model) are removed.
+    """
+    os.makedirs(os.path.join(folder, UNITS), exist_ok=True)
+    with _lock(os.path.join(folder, UNITS, f"{unit}.lock"), 0.0) as owner:
+        if owner is None:
+            _remove_partials(os.path.join(folder, UNITS), f"{unit}.json")
+            _remove_partials(os.path.join(folder, "models"), f"{unit}.keras")
+        yield owner
+
+
+def claimed_by(folder, unit):
+    """The id of the process computing `unit` now, or `None`."""
+    path = os.path.join(folder, UNITS, f"{unit}.lock")
+    if not os.path.exists(path):
+        return None
+    with _lock(path, 0.0, write=False) as owner:
+        return owner
+
+
+@contextlib.contextmanager
+def _lock(path, wait, write=True):
+    """An exclusive `flock` on `path`, tried until `wait` seconds pass.
+
+    Yields `None` when held (this process's id written into the file), or
+    the id the holder wrote (`"unknown"` if none) when another holds it.
+    """
+    deadline = time.monotonic() + wait
+    with open(path, "a+") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    handle.seek(0)
+                    yield handle.read().strip() or "unknown"
+                    return
+                time.sleep(0.05)
         try:
-            yield
+            if write:
+                handle.seek(0)
+                handle.truncate()
+                handle.write(str(os.getpid()))
+                handle.flush()
+            yield None
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _remove_partials(folder):
-    """Removes temporary files where runs write: the folder and its models/."""
-    for where in (folder, os.path.join(folder, "models")):
-        for name in os.listdir(where) if os.path.isdir(where) else []:
-            if name.startswith(_PARTIAL):
-                os.remove(os.path.join(where, name))
+def _remove_partials(where, name):
+    """Removes the temporary files of `name` (all of them when "") in `where`."""
+    for entry in os.listdir(where) if os.path.isdir(where) else []:
+        if entry.startswith(f"{_PARTIAL}{name}"):
+            os.remove(os.path.join(where, entry))
 
 
 def read(folder):
@@ -141,7 +200,8 @@ def read(folder):
 
 
 def holds_work(results):
-    """Whether anything in `results` took time to make (a model, a cell)."""
+    """Whether anything in `results` took time to make (a model, a cell);
+    the folder's `units/` may hold more (`unit_files`)."""
     return bool(results["training"] or results["cells"])
 
 
@@ -152,6 +212,99 @@ def _shape_problem(results):
         if not isinstance(results.get(key), kind):
             return f"{key!r} missing or not a JSON {kind.__name__}"
     for cell in results["cells"]:
+        if not isinstance(cell, dict) or any(k not in cell for k in _CELL_KEYS):
+            return f"a cell without {', '.join(_CELL_KEYS)}"
+    return None
+
+
+# Units of work: one trained model and its cells each.
+
+
+def unit_name(train_epsilon):
+    """A unit's name, also its files' (`units/<name>.json`, `models/<name>.keras`)."""
+    return f"train_eps_{train_epsilon:g}"
+
+
+def unit_path(folder, unit):
+    return os.path.join(folder, UNITS, f"{unit}.json")
+
+
+def read_unit(folder, unit):
+    """Unit `unit`'s results so far, checked for shape; `None` if none yet."""
+    path = unit_path(folder, unit)
+    if not os.path.exists(path):
+        return None
+    fix = "delete it to compute that unit again"
+    try:
+        with open(path) as handle:
+            record = json.load(handle)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ResultsFolderError(f"cannot read {path} ({error}); {fix}.") from None
+    problem = _unit_problem(record)
+    if problem:
+        raise ResultsFolderError(
+            f"{path} is not a keras-adv unit file ({problem}); {fix}."
+        )
+    return record
+
+
+def write_unit(folder, unit, record):
+    os.makedirs(os.path.join(folder, UNITS), exist_ok=True)
+    write_json(unit_path(folder, unit), record)
+
+
+def unit_files(folder):
+    """The names of the units that have a result file in `folder`."""
+    where = os.path.join(folder, UNITS)
+    names = os.listdir(where) if os.path.isdir(where) else []
+    return sorted(
+        n[: -len(".json")]
+        for n in names
+        if n.endswith(".json") and not n.startswith(_PARTIAL)
+    )
+
+
+def finished(record):
+    """Whether a unit's record is complete (its worst case and checks done)."""
+    return record is not None and record.get("checks") is not None
+
+
+def merge(folder):
+    """`results.json` rebuilt from its header and the finished and partial
+    units, in the order of the header's training budgets; returns it.
+
+    `training`, `cells` and `checks` are the units' own; `missing` names the
+    units not finished yet (none computed, or some cells still to do).
+    Called under `locked(folder)`.
+    """
+    results = read(folder)
+    if results is None:
+        raise ResultsFolderError(f"{folder} holds no keras-adv sweep ({RESULTS})")
+    training, cells, checks, missing = {}, [], [], []
+    for eps in results["settings"]["train_epsilons"]:
+        unit = unit_name(eps)
+        record = read_unit(folder, unit)
+        if record is None:
+            missing.append(unit)
+            continue
+        if "training" in record:
+            training[f"{eps:g}"] = record["training"]
+        cells += record["cells"]
+        if finished(record):
+            checks.append(record["checks"])
+        else:
+            missing.append(unit)
+    results.update(training=training, cells=cells, checks=checks, missing=missing)
+    write_json(os.path.join(folder, RESULTS), results)
+    return results
+
+
+def _unit_problem(record):
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not an object"
+    if not isinstance(record.get("cells"), list):
+        return "'cells' missing or not a JSON list"
+    for cell in record["cells"]:
         if not isinstance(cell, dict) or any(k not in cell for k in _CELL_KEYS):
             return f"a cell without {', '.join(_CELL_KEYS)}"
     return None

@@ -1,15 +1,16 @@
-"""The attack strength vs defense effect grid: computation, resumable.
+"""The attack strength vs defense effect grid, as units of work, resumable.
 
-For each training budget, train the model (the reference CNN, a zoo name, the
-user's `.keras` file or builder function: `model_source`) with
-`AdversarialModel`;
-attack each trained model with each attack at each budget and record clean
-and robust accuracy, measured perturbation norms, prediction drift and flip
-rate; then, per trained model, the worst case over the attacks (an example
-counts as robust only if no attack broke it) and the sanity checks of
-`keras_adv.sanity_checks`. Every finished step is written to `results.json`
-atomically (`results_store`), so an interrupted sweep rerun with the same
-settings on the same data (identified by content) skips what is done.
+One unit per training budget: train the model (the reference CNN, a zoo
+name, the user's `.keras` file or builder function: `model_source`) with
+`AdversarialModel`; attack it with each attack at each budget and record
+clean and robust accuracy, measured perturbation norms, prediction drift and
+flip rate; then the worst case over the attacks (an example counts as robust
+only if no attack broke it) and the sanity checks of
+`keras_adv.sanity_checks`. Every finished step is written to the unit's own
+file atomically and merged into `results.json` (`results_store`), so an
+interrupted sweep rerun with the same settings on the same data (identified
+by content) skips what is done, and units run anywhere: here one after
+another, as a `Shard` of a job array, or as Ray tasks (`ray_executor`).
 Rendering lives in `report.py`; the command line in `cli.py`.
 """
 
@@ -145,8 +146,9 @@ def _data_record(settings, data):
 
 
 def _prepare_folder(out_dir, settings, data, overwrite):
-    """Loads the results of an earlier run of the same settings and data, or
-    starts anew; `ResultsFolderError` where that would lose or mix results."""
+    """Keeps the header of an earlier run of the same settings and data, or
+    starts anew; `ResultsFolderError` where that would lose or mix results.
+    Called under `results_store.locked(out_dir)`."""
     path = os.path.join(out_dir, RESULTS)
     wanted = dataclasses.asdict(settings)
     record = _data_record(settings, data)
@@ -157,31 +159,77 @@ def _prepare_folder(out_dir, settings, data, overwrite):
         if not overwrite:
             raise
         results = None  # damaged: --overwrite starts over, as the refusal offers
-    if results is not None and results_store.holds_work(results):
+    if results is not None:
         before = results.get("data", {}).get("sha256")
         same_model = results.get("model", _DEFAULT_MODEL) == model
         if _same(_settings_of(results), wanted) and before == record["sha256"]:
             if same_model:
-                return results  # resume, --overwrite or not: nothing to replace
-        if not overwrite:
+                _split_into_units(out_dir, results)
+                return  # resume, --overwrite or not: nothing to replace
+        if _holds_work(out_dir, results) and not overwrite:
             raise ResultsFolderError(_mismatch(out_dir, settings, results, record))
-    models = os.path.join(out_dir, "models")
-    if overwrite or results is not None:  # the replaced sweep's models go too;
-        for path in glob.glob(os.path.join(models, "train_eps_*.keras")):
-            os.remove(path)  # only files named as the sweep names them
-    os.makedirs(models, exist_ok=True)
-    results = {
-        "settings": wanted,
-        "data": record,
-        "model": model,
-        "attack_configs": _attack_configs(settings),
-        "versions": _versions(),
-        "training": {},
-        "cells": [],
-        "checks": [],
-    }
-    _write_json(path, results)
-    return results
+    elif results_store.unit_files(out_dir) and not overwrite:
+        raise ResultsFolderError(
+            f"{os.path.join(out_dir, results_store.UNITS)} holds units of a sweep "
+            f"whose {RESULTS} is gone; use another --name, or pass --overwrite "
+            "to start over."
+        )
+    if overwrite or results is not None:  # the replaced sweep's files go too,
+        _remove_units(out_dir)  # only those named as the sweep names them
+    os.makedirs(os.path.join(out_dir, "models"), exist_ok=True)
+    _write_json(
+        path,
+        {
+            "settings": wanted,
+            "data": record,
+            "model": model,
+            "attack_configs": _attack_configs(settings),
+            "versions": _versions(),
+            "training": {},
+            "cells": [],
+            "checks": [],
+        },
+    )
+
+
+def _holds_work(out_dir, results):
+    """Whether the folder holds anything that took time to make."""
+    return results_store.holds_work(results) or bool(results_store.unit_files(out_dir))
+
+
+def _remove_units(out_dir):
+    """Deletes the units' files and models, unless a process is computing one."""
+    units = os.path.join(out_dir, results_store.UNITS)
+    for lock in glob.glob(os.path.join(units, "train_eps_*.lock")):
+        unit = os.path.basename(lock)[: -len(".lock")]
+        owner = results_store.claimed_by(out_dir, unit)
+        if owner is not None:
+            raise ResultsFolderError(
+                f"another keras-adv run (process {owner}) is writing to "
+                f"{out_dir}; wait for it to finish, or use another --name."
+            )
+    for pattern in ("models/train_eps_*.keras", "units/train_eps_*.json"):
+        for path in glob.glob(os.path.join(out_dir, pattern)):
+            os.remove(path)
+
+
+def _split_into_units(out_dir, results):
+    """A folder made before units (everything in `results.json`) gets its
+    units' files, so it resumes like any other."""
+    if results_store.unit_files(out_dir) or not results_store.holds_work(results):
+        return
+    for eps in results["settings"]["train_epsilons"]:
+        record = {
+            "train_epsilon": eps,
+            "cells": [c for c in results["cells"] if c["train_epsilon"] == eps],
+        }
+        if f"{eps:g}" in results["training"]:
+            record["training"] = results["training"][f"{eps:g}"]
+        for entry in results["checks"]:
+            if entry["train_epsilon"] == eps:
+                record["checks"] = entry
+        if len(record) > 2 or record["cells"]:
+            results_store.write_unit(out_dir, results_store.unit_name(eps), record)
 
 
 # Sweeps from before `--model` trained the reference CNN: they resume as such.
@@ -283,14 +331,83 @@ def train_model(settings, eps, data, verbose=0, callbacks=()):
     return model, record
 
 
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """One share of a sweep's units: those at positions `index`,
+    `index + count`, `index + 2 count`, ... of the training budgets."""
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self):
+        for name, low in (("index", 0), ("count", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(
+                    f"Argument `{name}` must be an integer >= {low}. "
+                    f"Received: {name}={value!r}"
+                )
+        if self.index >= self.count:
+            raise ValueError(
+                f"A shard's index counts from 0 to count - 1. "
+                f"Received: {self.index}/{self.count}"
+            )
+
+    @classmethod
+    def parse(cls, text, environ=None):
+        """`"I/N"`, or `"slurm"`: this task's share of a SLURM job array
+        (`SLURM_ARRAY_TASK_ID` counted from `SLURM_ARRAY_TASK_MIN` out of
+        `SLURM_ARRAY_TASK_COUNT`). `ValueError` saying what to write instead."""
+        if text == "slurm":
+            environ = os.environ if environ is None else environ
+            names = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT")
+            if any(name not in environ for name in names):
+                raise ValueError(
+                    "--shard slurm reads SLURM_ARRAY_TASK_ID and "
+                    "SLURM_ARRAY_TASK_COUNT, which are not set: run it in a job "
+                    "array (sbatch --array=0-N), or pass --shard I/N"
+                )
+            first = environ.get("SLURM_ARRAY_TASK_MIN", "0")
+            text = f"{int(environ[names[0]]) - int(first)}/{int(environ[names[1]])}"
+        index, _, count = str(text).partition("/")
+        try:
+            index, count = int(index), int(count)
+        except ValueError:
+            raise ValueError(
+                f"--shard takes I/N (share I of N, counted from 0, e.g. 0/4) or "
+                f"slurm. Received: {text!r}"
+            ) from None
+        return cls(index, count)
+
+    def pick(self, items):
+        """This share of `items`."""
+        return list(items)[self.index :: self.count]
+
+    def __str__(self):
+        return f"{self.index}/{self.count}"
+
+
 def run_sweep(
-    settings, out_dir, overwrite=False, verbose=0, on_cell=None, progress=None
+    settings,
+    out_dir,
+    overwrite=False,
+    verbose=0,
+    on_cell=None,
+    progress=None,
+    shard=None,
+    executor=None,
 ):
     """Runs (or resumes) a sweep into `out_dir`; returns the results dict.
 
+    The sweep is one unit of work per training budget (the trained model and
+    its cells), each written to its own file as it goes, so several
+    processes (`shard`s, Ray tasks, or two plain runs) can fill one folder:
+    a unit another process is computing is left to it. `results.json`
+    merges the units finished so far.
+
     Args:
         settings: a `SweepSettings`.
-        out_dir: the run's folder: `results.json` and `models/` go there.
+        out_dir: the run's folder: `results.json`, `units/` and `models/`.
         overwrite: replace a sweep with other settings in `out_dir`.
             Defaults to `False` (such a folder is refused).
         verbose: Keras's `fit` verbosity for training. Defaults to 0.
@@ -299,82 +416,165 @@ def run_sweep(
         progress: called with one line per training epoch: which model of
             the sweep, the epoch, accuracies, time left (`progress.Progress`).
             Defaults to `None`.
+        shard: a `Shard`: compute only its share of the units. Defaults to
+            `None` (every unit).
+        executor: `None` computes the units here, one after another; a
+            `ray_executor.RayExecutor` runs them as Ray tasks.
+
+    Returns:
+        The merged results; `results["missing"]` names the units not finished
+        (another shard's, or one another process is computing now).
     """
     data = load(settings.dataset, seed=settings.seed)  # checked before any write
     os.makedirs(out_dir, exist_ok=True)
     with results_store.locked(out_dir):
-        results = _prepare_folder(out_dir, settings, data, overwrite)
-        _fill(settings, out_dir, data, results, verbose, on_cell, progress)
-    return results
+        _prepare_folder(out_dir, settings, data, overwrite)
+        results_store.merge(out_dir)
+    mine = (shard or Shard()).pick(settings.train_epsilons)
+    todo = [eps for eps in mine if not results_store.finished(_unit(out_dir, eps))]
+    if executor is None:
+        untrained = [eps for eps in todo if _saved_model(out_dir, eps) is None]
+        for train_eps in todo:
+            callbacks = []
+            if progress is not None and train_eps in untrained:
+                place = untrained.index(train_eps)
+                label = f"model {place + 1}/{len(untrained)} (train eps {train_eps:g})"
+                callbacks = [Progress(progress, label, len(untrained) - place - 1)]
+            run_unit(settings, out_dir, train_eps, data, verbose, on_cell, callbacks)
+    else:
+        executor.run(settings, out_dir, todo, on_cell=on_cell, progress=progress)
+    with results_store.locked(out_dir):
+        return results_store.merge(out_dir)
 
 
-def _fill(settings, out_dir, data, results, verbose, on_cell, progress=None):
-    """Computes what `results` lacks, writing it after every step."""
+def unit_status(settings, out_dir):
+    """`(unit name, status)` per unit of the sweep in `out_dir`, in order:
+    "done", "running (process P)", "trained, C of N cells", "to do"."""
+    cells = len(settings.attacks) * len(settings.attack_epsilons)
+    statuses = []
+    for eps in settings.train_epsilons:
+        name = results_store.unit_name(eps)
+        owner = results_store.claimed_by(out_dir, name)
+        record = _unit(out_dir, eps)
+        if results_store.finished(record):
+            status = "done"
+        elif owner is not None:
+            status = f"running (process {owner})"
+        elif record is not None and "training" in record:
+            attacked = [c for c in record["cells"] if c["attack"] != WORST_CASE]
+            status = f"trained, {len(attacked)} of {cells} cells"
+        else:
+            status = "to do"
+        statuses.append((name, status))
+    return statuses
+
+
+def _unit(out_dir, eps):
+    return results_store.read_unit(out_dir, results_store.unit_name(eps))
+
+
+def run_unit(settings, out_dir, train_eps, data, verbose=0, on_cell=None, callbacks=()):
+    """Computes (or finishes) the unit of training budget `train_eps`.
+
+    Claims the unit first: if another process holds it, returns that
+    process's id and does nothing; else computes what the unit's file lacks,
+    writing it (and merging `results.json`) after every step, and returns
+    `None`.
+    """
+    unit = results_store.unit_name(train_eps)
+    with results_store.claimed(out_dir, unit) as owner:
+        if owner is not None:
+            return owner
+        record = results_store.read_unit(out_dir, unit)
+        if results_store.finished(record):
+            return None  # finished by another process since it was listed
+        record = record or {"train_epsilon": train_eps, "cells": []}
+        _fill_unit(settings, out_dir, data, record, verbose, on_cell, callbacks)
+    return None
+
+
+def run_unit_in_own_process(settings, out_dir, train_eps, progress=None, label=None):
+    """`run_unit` where the folder was prepared by another process (a Ray
+    task): loads the data and checks they are the folder's (by content), so a
+    machine that sees other data at the same path refuses instead of mixing.
+    Returns `(owner, cells)`: as `run_unit`, and the cells it computed."""
+    data = load(settings.dataset, seed=settings.seed)
+    header = results_store.read(out_dir)
+    expected = (header or {}).get("data", {}).get("sha256")
+    if fingerprint(data) != expected:
+        raise ResultsFolderError(
+            f"the data of --dataset {settings.dataset} on {platform.node()} differ "
+            f"from those {os.path.join(out_dir, RESULTS)} was made with: every "
+            "machine of the sweep must see the same data."
+        )
+    cells = []
+    callbacks = [] if progress is None else [Progress(progress, label, 0)]
+    owner = run_unit(settings, out_dir, train_eps, data, 0, cells.append, callbacks)
+    return owner, cells
+
+
+def _save_unit(out_dir, record):
+    """Writes the unit's file, then merges it into `results.json`."""
+    unit = results_store.unit_name(record["train_epsilon"])
+    results_store.write_unit(out_dir, unit, record)
+    with results_store.locked(out_dir):
+        results_store.merge(out_dir)
+
+
+def _fill_unit(settings, out_dir, data, record, verbose, on_cell, callbacks=()):
+    """Computes what the unit's `record` lacks, writing it after every step."""
+    train_eps = record["train_epsilon"]
     test = ProbeSet(data[1], max_examples=settings.max_test_examples)
-    # Cells of an older keras-adv lack per-example results: they are redone.
-    results["cells"] = [c for c in results["cells"] if "robust_examples" in c]
-    results.setdefault("checks", [])
-    done = {
-        (c["train_epsilon"], c["attack"], c["attack_epsilon"]) for c in results["cells"]
-    }
-    checked = {entry["train_epsilon"] for entry in results["checks"]}
-    untrained = [
-        eps
-        for eps in settings.train_epsilons
-        if _saved_model(out_dir, results, eps) is None
+    # Cells of an older keras-adv lack per-example results: they are redone;
+    # the worst case is recomputed from the attacks' cells at the end.
+    record["cells"] = [
+        c
+        for c in record["cells"]
+        if "robust_examples" in c and c["attack"] != WORST_CASE
     ]
-    for train_eps in settings.train_epsilons:
-        todo = [
-            (name, eps)
-            for name in settings.attacks
-            for eps in settings.attack_epsilons
-            if (train_eps, name, eps) not in done
-        ]
-        if not todo and train_eps in checked:
-            continue
-        callbacks = []
-        if progress is not None and train_eps in untrained:
-            place = untrained.index(train_eps)
-            label = f"model {place + 1}/{len(untrained)} (train eps {train_eps:g})"
-            callbacks = [Progress(progress, label, len(untrained) - place - 1)]
-        model = _trained_model(
-            settings, train_eps, data, out_dir, results, verbose, callbacks
-        )
-        # One attack and one metric set per name: compiled once, the budget
-        # of each cell passed as a tensor.
-        tools = {
-            name: (attack_names.get(name, 0.0, settings.seed), standard_metrics())
-            for name in settings.attacks
+    done = {(c["attack"], c["attack_epsilon"]) for c in record["cells"]}
+    todo = [
+        (name, eps)
+        for name in settings.attacks
+        for eps in settings.attack_epsilons
+        if (name, eps) not in done
+    ]
+    model = _trained_model(
+        settings, train_eps, data, out_dir, record, verbose, callbacks
+    )
+    # One attack and one metric set per name: compiled once, the budget
+    # of each cell passed as a tensor.
+    tools = {
+        name: (attack_names.get(name, 0.0, settings.seed), standard_metrics())
+        for name in settings.attacks
+    }
+    starts = {name: _rng_state(attack) for name, (attack, _) in tools.items()}
+    clean = None  # per example, from the cells' own runs
+    for name, eps in todo:
+        attack, metrics = tools[name]
+        # Each cell draws from the attack's initial random state, so a
+        # resumed sweep gives what an uninterrupted one does.
+        attack.seed_generator.state.assign(starts[name])
+        outcome = test.run(model, attack, metrics, epsilon=eps)
+        clean = outcome.clean
+        cell = {
+            "train_epsilon": train_eps,
+            "attack": name,
+            "attack_epsilon": eps,
+            **outcome.values,
+            "robust_examples": _pack(outcome.correct),
         }
-        starts = {name: _rng_state(attack) for name, (attack, _) in tools.items()}
-        clean = None  # per example, from the cells' own runs
-        for name, eps in todo:
-            attack, metrics = tools[name]
-            # Each cell draws from the attack's initial random state, so a
-            # resumed sweep gives what an uninterrupted one does.
-            attack.seed_generator.state.assign(starts[name])
-            outcome = test.run(model, attack, metrics, epsilon=eps)
-            clean = outcome.clean
-            cell = {
-                "train_epsilon": train_eps,
-                "attack": name,
-                "attack_epsilon": eps,
-                **outcome.values,
-                "robust_examples": _pack(outcome.correct),
-            }
-            results["cells"].append(cell)
-            _write_json(os.path.join(out_dir, RESULTS), results)
-            if on_cell is not None:
-                on_cell(cell)
-        attacks = {name: attack for name, (attack, _) in tools.items()}
-        for name, attack in attacks.items():
-            attack.seed_generator.state.assign(starts[name])
-        if clean is None:  # resumed after every cell was done
-            clean = test.clean_correct(model)
-        _add_worst_case_and_checks(
-            settings, model, test, clean, attacks, results, train_eps
-        )
-        _write_json(os.path.join(out_dir, RESULTS), results)
+        record["cells"].append(cell)
+        _save_unit(out_dir, record)
+        if on_cell is not None:
+            on_cell(cell)
+    attacks = {name: attack for name, (attack, _) in tools.items()}
+    for name, attack in attacks.items():
+        attack.seed_generator.state.assign(starts[name])
+    if clean is None:  # resumed after every cell was done
+        clean = test.clean_correct(model)
+    _add_worst_case_and_checks(settings, model, test, clean, attacks, record)
+    _save_unit(out_dir, record)
 
 
 def _rng_state(attack):
@@ -390,20 +590,19 @@ def _unpack(text, count):
     return np.unpackbits(np.frombuffer(bytes.fromhex(text), np.uint8))[:count] > 0
 
 
-def _add_worst_case_and_checks(
-    settings, model, test, clean, attacks, results, train_eps
-):
-    """Worst case over the sweep's attacks per budget, and the sanity checks.
+def _add_worst_case_and_checks(settings, model, test, clean, attacks, record):
+    """Worst case over the sweep's attacks per budget, and the sanity checks,
+    added to the unit's `record`.
 
-    The checks of `keras_adv.sanity_checks` run first and are stored per
-    trained model (a failed doubling check adds the doubled attack to the
-    worst case); then the worst-case cells (attack `WORST_CASE`) join the
-    table.
+    The checks of `keras_adv.sanity_checks` run first and are stored with
+    the unit (a failed doubling check adds the doubled attack to the worst
+    case); then the worst-case cells (attack `WORST_CASE`) join the unit's
+    cells. A unit with `checks` is finished.
     """
+    train_eps = record["train_epsilon"]
     correct = {
         (c["attack"], c["attack_epsilon"]): _unpack(c["robust_examples"], len(test))
-        for c in results["cells"]
-        if c["train_epsilon"] == train_eps and c["attack"] != WORST_CASE
+        for c in record["cells"]
     }
     epsilons = sorted(settings.attack_epsilons)
     table = {name: [correct[(name, e)] for e in epsilons] for name in attacks}
@@ -421,13 +620,8 @@ def _add_worst_case_and_checks(
             CHECK_TOLERANCE,
             settings.seed,
         )
-    results["cells"] = [
-        c
-        for c in results["cells"]
-        if not (c["train_epsilon"] == train_eps and c["attack"] == WORST_CASE)
-    ]
     for eps, flags in zip(epsilons, worst, strict=True):
-        results["cells"].append(
+        record["cells"].append(
             {
                 "train_epsilon": train_eps,
                 "attack": WORST_CASE,
@@ -437,43 +631,40 @@ def _add_worst_case_and_checks(
                 "robust_examples": _pack(flags),
             }
         )
-    results["checks"] = [
-        c for c in results["checks"] if c["train_epsilon"] != train_eps
-    ]
-    results["checks"].append(
-        {
-            "train_epsilon": train_eps,
-            "checks": [dataclasses.asdict(check) for check in checks],
-        }
-    )
+    record["checks"] = {
+        "train_epsilon": train_eps,
+        "checks": [dataclasses.asdict(check) for check in checks],
+    }
 
 
 def _model_path(out_dir, eps):
-    return os.path.join(out_dir, "models", f"train_eps_{eps:g}.keras")
+    return os.path.join(out_dir, "models", f"{results_store.unit_name(eps)}.keras")
 
 
-def _saved_model(out_dir, results, eps):
+def _saved_model(out_dir, eps, record=None):
     """The path of the model trained at `eps` by an earlier run, or None."""
+    record = _unit(out_dir, eps) if record is None else record
     path = _model_path(out_dir, eps)
-    if f"{eps:g}" in results["training"] and os.path.exists(path):
+    if record is not None and "training" in record and os.path.exists(path):
         return path
     return None
 
 
-def _trained_model(settings, eps, data, out_dir, results, verbose, callbacks=()):
-    key = f"{eps:g}"
-    saved = _saved_model(out_dir, results, eps)
+def _trained_model(settings, eps, data, out_dir, record, verbose, callbacks=()):
+    saved = _saved_model(out_dir, eps, record)
     if saved is not None:
         return keras.saving.load_model(saved)
     path = _model_path(out_dir, eps)
-    model, record = train_model(settings, eps, data, verbose, callbacks)
+    model, training = train_model(settings, eps, data, verbose, callbacks)
     results_store.save_model(model, path)
-    results["training"][key] = {
-        **record,
+    record["training"] = {
+        **training,
         "model": os.path.relpath(path, out_dir),
         "architecture": model.name.removeprefix("adversarial_"),
         # the layers' weights: the wrapper's own epsilon scale is not one
         "parameters": sum(layer.count_params() for layer in model.layers),
+        "versions": _versions(),
+        "host": platform.node(),
     }
-    _write_json(os.path.join(out_dir, RESULTS), results)
+    _save_unit(out_dir, record)
     return model
