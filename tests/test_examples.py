@@ -1,6 +1,8 @@
 """The runnable examples: docstring examples and scripts under examples/."""
 
 import doctest
+import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -86,3 +88,72 @@ def test_honest_evaluation_example_prints_both_tables():
         worst_values = [float(v) for v in worst_line.split("|")[1:]]
         pgd_values = [float(v) for v in pgd_line.split("|")[1:]]
         assert all(w <= p for w, p in zip(worst_values, pgd_values, strict=True))
+
+
+# A stand-in for SLURM's sbatch: records each call; an array runs its tasks
+# at once, each with the array's environment and its output in a file (as
+# SLURM's --output); a --wrap job runs its command; prints the job's id.
+FAKE_SBATCH = """#!{python}
+import os, subprocess, sys
+args = sys.argv[1:]
+with open(os.environ["SBATCH_CALLS"], "a") as log:
+    log.write(" ".join(args) + "\\n")
+array = [a.split("=", 1)[1] for a in args if a.startswith("--array=")]
+if array:
+    first, last = map(int, array[0].split("-"))
+    tasks = [
+        subprocess.Popen(
+            ["bash", args[-1]],
+            stdout=open(f"task-{{i}}.out", "w"),
+            stderr=subprocess.STDOUT,
+            env={{**os.environ, "SLURM_ARRAY_TASK_ID": str(i),
+                 "SLURM_ARRAY_TASK_MIN": str(first),
+                 "SLURM_ARRAY_TASK_COUNT": str(last - first + 1)}},
+        )
+        for i in range(first, last + 1)
+    ]
+    codes = [task.wait(timeout=600) for task in tasks]
+    assert codes == [0] * len(tasks), codes
+    print("1001")
+else:
+    (command,) = [a.split("=", 1)[1] for a in args if a.startswith("--wrap=")]
+    subprocess.run(["bash", "-c", command], check=True, timeout=600,
+                   stdout=open("report.out", "w"), stderr=subprocess.STDOUT)
+    print("1002")
+"""
+
+
+@pytest.mark.slow
+@ONE_BACKEND
+def test_slurm_example_runs_an_array_then_its_report(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    sbatch = bin_dir / "sbatch"
+    sbatch.write_text(FAKE_SBATCH.format(python=sys.executable))
+    sbatch.chmod(0o755)
+    (tmp_path / "tiny.toml").write_text(
+        'name = "tiny"\ntrain_eps = [0.0, 0.1]\nattack_eps = [0.0, 0.1]\n'
+        'attacks = ["fgsm"]\ntrain_attack = "fgsm"\nepochs = 1\n'
+        "max_test_examples = 32\nchecks = false\n"
+    )
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "SBATCH_CALLS": str(tmp_path / "calls.log"),
+        "CONFIG": "tiny.toml",
+        "SHARDS": "2",
+        "KERAS_ADV": f"{sys.executable} -m keras_adv",
+    }
+    result = subprocess.run(
+        ["bash", str(ROOT / "examples" / "slurm_sweep.sh")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "submitted the array (2 tasks)" in result.stdout
+    calls = (tmp_path / "calls.log").read_text()
+    array, report = calls.splitlines()
+    assert "--array=0-1" in array
+    assert "--dependency=afterany:1001" in report and "report runs/tiny" in report
+    results = json.loads((tmp_path / "runs" / "tiny" / "results.json").read_text())
+    assert results["missing"] == [] and set(results["training"]) == {"0", "0.1"}
+    assert (tmp_path / "runs" / "tiny" / "report.md").exists()

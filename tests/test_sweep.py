@@ -301,3 +301,35 @@ def test_bad_scale_flags_are_refused_before_any_work(tmp_path, monkeypatch,
 def test_report_needs_a_sweep_folder(tmp_path):
     code, _, err = run_cli("report", str(tmp_path))
     assert_refused(code, err, str(tmp_path), "no results.json")
+
+
+@pytest.mark.slow
+def test_a_folder_from_before_units_resumes_without_recomputing(
+    tmp_path, serial, monkeypatch
+):
+    from keras_adv.experiments import sweep
+
+    shutil.copytree(serial[0], tmp_path, dirs_exist_ok=True)
+    shutil.rmtree(tmp_path / "units")  # everything in results.json, as before
+    old = json.loads((tmp_path / RESULTS).read_text())
+    del old["missing"]
+    # interrupted after unit 0.1's last cell, before its worst case
+    old["checks"] = [e for e in old["checks"] if e["train_epsilon"] == 0.0]
+    old["cells"] = [
+        c
+        for c in old["cells"]
+        if not (c["train_epsilon"] == 0.1 and c["attack"] == "worst case")
+    ]
+    (tmp_path / RESULTS).write_text(json.dumps(old))
+
+    def no_attack_again(*args, **kwargs):
+        raise AssertionError("a cell of the old folder was computed again")
+
+    monkeypatch.setattr(sweep, "train_model", no_attack_again)
+    monkeypatch.setattr(ProbeSet, "run", no_attack_again)
+    results = run_sweep(SweepSettings(**TINY), tmp_path)
+    assert_same_sweep(results, serial[1])
+    assert sorted(p.name for p in (tmp_path / "units").glob("*.json")) == [
+        "train_eps_0.1.json",
+        "train_eps_0.json",
+    ]
