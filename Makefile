@@ -26,7 +26,7 @@ PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS)
 test: $(STAMP)
 	for backend in $(BACKENDS); do \
 		echo "== KERAS_BACKEND=$$backend"; \
-		KERAS_BACKEND=$$backend $(PYTEST) || exit 1; \
+		KERAS_BACKEND=$$backend $(PYTEST) --durations=15 || exit 1; \
 	done
 
 # The edit loop: tests not marked slow (each under a few seconds), one

@@ -1,9 +1,9 @@
 """The `keras-adv` command: parses arguments and calls the library.
 
 Subcommands: `sweep` (the main job), `report` (merge a sweep's finished
-units), `train`, `evaluate`, `reproduce` (a paper's recipe). Bad input (a flag, a config value, a data or model file, a
-results folder) ends with one line on stderr and exit status 2; a bug in
-keras-adv keeps its traceback.
+units), `train`, `evaluate`, `reproduce` (a paper's recipe). Bad input (a
+flag, a config value, a data or model file, a results folder) ends with one
+line on stderr and exit status 2; a bug in keras-adv keeps its traceback.
 """
 
 import argparse
