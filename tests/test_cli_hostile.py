@@ -321,3 +321,21 @@ def test_a_sweep_never_deletes_files_it_did_not_make(tmp_path):
         "notes.txt",
         "train_eps_0.keras",
     ]
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [("{half", "cannot read"), ('{"cells": [{"attack": "x"}]}', "a cell without")],
+)
+def test_a_damaged_unit_file_is_refused_by_name_and_kept(tmp_path, content, fragment):
+    results_store.write_json(
+        tmp_path / "results.json",
+        {"settings": {"train_epsilons": [0.0]}, "training": {}, "cells": [],
+         "checks": []},
+    )  # fmt: skip
+    unit = tmp_path / "units" / "train_eps_0.json"
+    unit.parent.mkdir()
+    unit.write_text(content)
+    code, _, err = run_cli("report", str(tmp_path))
+    assert_refused(code, err, "units/train_eps_0.json", fragment, "delete it")
+    assert unit.read_text() == content

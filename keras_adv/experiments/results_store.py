@@ -182,21 +182,30 @@ def _remove_partials(where, name):
 
 def read(folder):
     """The folder's results, checked for shape; `None` if it has none yet."""
-    path = os.path.join(folder, RESULTS)
+    return _read_checked(
+        os.path.join(folder, RESULTS),
+        "results file",
+        _shape_problem,
+        "move it away, use another --name, or pass --overwrite to start over",
+    )
+
+
+def _read_checked(path, kind, problem_of, fix):
+    """The JSON at `path` (`None` if absent), or `ResultsFolderError` naming
+    the file, what is wrong with it (`problem_of`) and the `fix`."""
     if not os.path.exists(path):
         return None
-    fix = "move it away, use another --name, or pass --overwrite to start over"
     try:
         with open(path) as handle:
-            results = json.load(handle)
+            content = json.load(handle)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ResultsFolderError(f"cannot read {path} ({error}); {fix}.") from None
-    problem = _shape_problem(results)
+    problem = problem_of(content)
     if problem:
         raise ResultsFolderError(
-            f"{path} is not a keras-adv results file ({problem}); {fix}."
+            f"{path} is not a keras-adv {kind} ({problem}); {fix}."
         )
-    return results
+    return content
 
 
 def holds_work(results):
@@ -211,7 +220,11 @@ def _shape_problem(results):
     for key, kind in _RESULTS_KEYS.items():
         if not isinstance(results.get(key), kind):
             return f"{key!r} missing or not a JSON {kind.__name__}"
-    for cell in results["cells"]:
+    return _cells_problem(results["cells"])
+
+
+def _cells_problem(cells):
+    for cell in cells:
         if not isinstance(cell, dict) or any(k not in cell for k in _CELL_KEYS):
             return f"a cell without {', '.join(_CELL_KEYS)}"
     return None
@@ -231,21 +244,12 @@ def unit_path(folder, unit):
 
 def read_unit(folder, unit):
     """Unit `unit`'s results so far, checked for shape; `None` if none yet."""
-    path = unit_path(folder, unit)
-    if not os.path.exists(path):
-        return None
-    fix = "delete it to compute that unit again"
-    try:
-        with open(path) as handle:
-            record = json.load(handle)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ResultsFolderError(f"cannot read {path} ({error}); {fix}.") from None
-    problem = _unit_problem(record)
-    if problem:
-        raise ResultsFolderError(
-            f"{path} is not a keras-adv unit file ({problem}); {fix}."
-        )
-    return record
+    return _read_checked(
+        unit_path(folder, unit),
+        "unit file",
+        _unit_problem,
+        "delete it to compute that unit again",
+    )
 
 
 def write_unit(folder, unit, record):
@@ -304,7 +308,4 @@ def _unit_problem(record):
         return f"a JSON {type(record).__name__}, not an object"
     if not isinstance(record.get("cells"), list):
         return "'cells' missing or not a JSON list"
-    for cell in record["cells"]:
-        if not isinstance(cell, dict) or any(k not in cell for k in _CELL_KEYS):
-            return f"a cell without {', '.join(_CELL_KEYS)}"
-    return None
+    return _cells_problem(record["cells"])
