@@ -36,3 +36,19 @@ def test_without_ray_the_flag_says_how_to_install_it(tmp_path, monkeypatch):
     code, _, err = run_cli("sweep", "--executor", "ray", "--quick", cwd=tmp_path)
     assert_refused(code, err, INSTALL_HINT)
     assert not any(tmp_path.iterdir())  # refused before any work
+
+
+def test_an_address_that_does_not_answer_is_refused_at_once(tmp_path):
+    import socket
+
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("localhost", 0))
+        port = closed.getsockname()[1]
+    with pytest.raises(ConnectionError, match=f"localhost:{port}.*ray start"):
+        RayExecutor(address=f"localhost:{port}")
+    code, _, err = run_cli(
+        "sweep", "--executor", "ray", "--address", f"ray://localhost:{port}",
+        "--quick", cwd=tmp_path,
+    )  # fmt: skip
+    assert_refused(code, err, "cannot reach", "--address ray://localhost")
+    assert not any(tmp_path.iterdir())  # refused before any work

@@ -197,6 +197,9 @@ def test_shards_in_parallel_then_report_give_the_serial_cells(tmp_path, serial):
     code, out, _ = run_cli("sweep", "--name", "sharded", *TINY_FLAGS, "--list",
                            "--shard", "1/2", cwd=tmp_path)  # fmt: skip
     assert code == 0 and out == "unit 2/2 | train_eps_0.1 | done\n"
+    code, out, _ = run_cli("sweep", "--name", "sharded", *TINY_FLAGS, "--list",
+                           "--epochs", "2", cwd=tmp_path)  # fmt: skip
+    assert code == 0 and out.count("other settings") == 2
 
 
 @pytest.mark.slow

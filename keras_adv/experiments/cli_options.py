@@ -248,7 +248,7 @@ def executor(options):
             options.get("cpus_per_model", 1),
             options.get("gpus_per_model", 0),
         )
-    except ImportError as error:
+    except (ImportError, ConnectionError) as error:  # no Ray; no cluster there
         raise UsageError(str(error)) from None
 
 

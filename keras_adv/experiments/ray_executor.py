@@ -11,6 +11,7 @@ one machine, any folder). Ray is an optional dependency:
 
 import math
 import os
+import socket
 
 import keras
 
@@ -22,9 +23,12 @@ class RayExecutor:
     """Runs a sweep's units as Ray tasks; pass it to `run_sweep(executor=...)`.
 
     Args:
-        address: the Ray cluster to join (`"auto"`, `"ray://host:10001"`,
-            ...). Defaults to `None`: a local Ray instance, started for the
-            sweep and shut down after it (or the `RAY_ADDRESS` cluster).
+        address: the Ray cluster to join (`"auto"`, `"HOST:6379"`,
+            `"ray://HOST:10001"`). A `HOST:PORT` that does not answer is
+            refused here (`ConnectionError`, within seconds) rather than
+            retried by Ray for minutes. Defaults to `None`: a local Ray
+            instance, started for the sweep and shut down after it (or the
+            `RAY_ADDRESS` cluster).
         cpus_per_model: CPUs each unit's task reserves. Defaults to 1.
         gpus_per_model: GPUs each unit's task reserves; fractions share a
             GPU between units (0.5: two per GPU). Defaults to 0.
@@ -51,6 +55,8 @@ class RayExecutor:
             import ray  # noqa: F401
         except ImportError:
             raise ImportError(INSTALL_HINT) from None
+        if address is not None:
+            _check_reachable(address)
         self.address = address
         self.cpus_per_model = cpus_per_model
         self.gpus_per_model = gpus_per_model
@@ -110,6 +116,22 @@ class RayExecutor:
         finally:
             if started_here:
                 ray.shutdown()
+
+
+def _check_reachable(address, timeout=5.0):
+    """`ConnectionError` if `address` names a host and port that does not
+    accept a connection (`"auto"` and other forms are left to Ray)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise ConnectionError(
+            f"cannot reach the Ray cluster at --address {address} "
+            f"({error.strerror or error}); start it (`ray start --head`) or "
+            "leave --address out for a local Ray instance"
+        ) from None
 
 
 def _unit_task(settings, out_dir, train_eps, cwd, label):

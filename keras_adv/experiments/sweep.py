@@ -451,6 +451,12 @@ def unit_status(settings, out_dir):
     """`(unit name, status)` per unit of the sweep in `out_dir`, in order:
     "done", "running (process P)", "trained, C of N cells", "to do"."""
     cells = len(settings.attacks) * len(settings.attack_epsilons)
+    header = results_store.read(out_dir)
+    if header is not None and not _same(
+        _settings_of(header), dataclasses.asdict(settings)
+    ):  # its units are another sweep's
+        other = "to do (the folder holds a sweep with other settings)"
+        return [(results_store.unit_name(e), other) for e in settings.train_epsilons]
     statuses = []
     for eps in settings.train_epsilons:
         name = results_store.unit_name(eps)
