@@ -25,6 +25,7 @@ import os
 
 from keras_adv.attacks.names import WORST_CASE
 from keras_adv.experiments import cli_options
+from keras_adv.experiments import results_store
 from keras_adv.experiments.cli_options import UsageError
 from keras_adv.experiments.results_store import write_atomically
 
@@ -293,9 +294,10 @@ def run(
         on_cell=on_cell,
         progress=progress,
     )
-    write_report(results, out_dir)
     text = markdown(recipe, results, shortened_by(recipe, overrides))
-    write_atomically(os.path.join(out_dir, REPORT), lambda handle: handle.write(text))
+    with results_store.locked(out_dir):  # the folder's own files
+        write_report(results, out_dir)
+        write_atomically(os.path.join(out_dir, REPORT), lambda h: h.write(text))
     return results, text
 
 
