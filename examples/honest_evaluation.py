@@ -6,7 +6,8 @@ Square) at eps 0.1 and 0.2, with the sanity checks. Prints one table per
 model and the checks that fired. Run:
 
     python examples/honest_evaluation.py            # about 11 minutes on 2 cores
-    python examples/honest_evaluation.py --quick    # small budgets, a minute
+    python examples/honest_evaluation.py --quick    # small budgets, 128 test
+                                                    # images: a minute
 """
 
 import argparse
@@ -39,7 +40,12 @@ def main():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", keras_adv.RobustnessWarning)
             result = evaluate_robustness(
-                model, data[1], epsilons=[0.1, 0.2], attacks=attacks, seed=0
+                model,
+                data[1],
+                epsilons=[0.1, 0.2],
+                attacks=attacks,
+                max_examples=128 if args.quick else None,
+                seed=0,
             )
         title = "clean" if train_eps == 0 else f"PGD-7 madry eps {train_eps:g}"
         print(f"## {title}: clean accuracy {result.clean_accuracy:.3f}")

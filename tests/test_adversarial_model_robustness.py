@@ -18,21 +18,23 @@ def accuracy(model, x, y):
 
 @pytest.mark.slow
 def test_pgd_madry_training_beats_its_clean_twin_under_pgd20(seed=0):
-    """Digits, eps 0.2 L-inf: measured gaps were 44-54 points (seeds 0-2), so
-    one seed tests the 25-point margin (each seed is a 15-epoch PGD-7
-    training per backend)."""
+    """Digits, eps 0.2 L-inf, 10 epochs of PGD-7 training: measured gaps
+    (seed 0) were 40 points on TensorFlow, 39 on JAX and 42 on PyTorch (28 on
+    JAX at 8 epochs, too near the margin), so one seed tests the 25-point
+    margin. Fewer epochs than the demo's 15: this is the suite's longest
+    test on PyTorch, where every PGD step runs eagerly."""
     (x, y), (x_test, y_test) = load_digits()
     keras.utils.set_random_seed(seed)
     clean = small_cnn(seed=seed)
     clean.compile(keras.optimizers.Adam(1e-3), CE)
-    clean.fit(x, y, epochs=15, batch_size=64, verbose=0)
+    clean.fit(x, y, epochs=10, batch_size=64, verbose=0)
     robust = AdversarialModel(
         model=small_cnn(seed=seed),
         attack=PGD(0.2, steps=7, seed=seed),
         objective="madry",
     )
     robust.compile(keras.optimizers.Adam(1e-3), CE)
-    robust.fit(x, y, epochs=15, batch_size=64, verbose=0)
+    robust.fit(x, y, epochs=10, batch_size=64, verbose=0)
 
     evaluation = PGD(0.2, steps=20, seed=seed)
     clean_robust = accuracy(clean, evaluation.generate(clean, x_test, y_test), y_test)
