@@ -9,11 +9,12 @@ one machine, any folder). Ray is an optional dependency:
 `pip install "keras-adv[ray]"`.
 """
 
-import math
 import os
 import socket
 
 import keras
+
+from keras_adv import argument_validation as validation
 
 _PASSED_ON = ("TF_CPP_MIN_LOG_LEVEL",)
 INSTALL_HINT = "--executor ray needs Ray: pip install 'keras-adv[ray]'"
@@ -35,22 +36,8 @@ class RayExecutor:
     """
 
     def __init__(self, address=None, cpus_per_model=1, gpus_per_model=0):
-        for name, value, low_ok in (
-            ("cpus_per_model", cpus_per_model, False),
-            ("gpus_per_model", gpus_per_model, True),
-        ):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not math.isfinite(value)
-                or value < 0
-                or (value == 0 and not low_ok)
-            ):
-                bound = ">= 0" if low_ok else "> 0"
-                raise ValueError(
-                    f"Argument `{name}` must be a number {bound}. "
-                    f"Received: {name}={value!r}"
-                )
+        validation.check_positive(cpus_per_model, "cpus_per_model")
+        validation.check_epsilon(gpus_per_model, "gpus_per_model")  # finite, >= 0
         try:
             import ray  # noqa: F401
         except ImportError:

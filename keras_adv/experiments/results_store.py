@@ -110,12 +110,17 @@ def locked(folder, wait=None):
     wait = _LOCK_WAIT if wait is None else wait
     with _lock(os.path.join(folder, _LOCK), wait) as owner:
         if owner is not None:
-            raise ResultsFolderError(
-                f"another keras-adv run (process {owner}) is writing to {folder}; "
-                "wait for it to finish, or use another --name."
-            )
+            raise busy(folder, owner)
         _remove_partials(folder, "")  # left by a run killed mid-write
         yield
+
+
+def busy(folder, owner):
+    """The refusal for a folder whose files process `owner` is writing."""
+    return ResultsFolderError(
+        f"another keras-adv run (process {owner}) is writing to {folder}; "
+        "wait for it to finish, or use another --name."
+    )
 
 
 @contextlib.contextmanager
@@ -208,10 +213,12 @@ def _read_checked(path, kind, problem_of, fix):
     return content
 
 
-def holds_work(results):
-    """Whether anything in `results` took time to make (a model, a cell);
-    the folder's `units/` may hold more (`unit_files`)."""
-    return bool(results["training"] or results["cells"])
+def holds_work(results, folder=None):
+    """Whether anything in `results` took time to make (a model, a cell),
+    or, given the `folder`, any unit's file in it."""
+    return bool(results["training"] or results["cells"]) or bool(
+        folder is not None and unit_files(folder)
+    )
 
 
 def _shape_problem(results):

@@ -166,7 +166,7 @@ def _prepare_folder(out_dir, settings, data, overwrite):
             if same_model:
                 _split_into_units(out_dir, results)
                 return  # resume, --overwrite or not: nothing to replace
-        if _holds_work(out_dir, results) and not overwrite:
+        if results_store.holds_work(results, out_dir) and not overwrite:
             raise ResultsFolderError(_mismatch(out_dir, settings, results, record))
     elif results_store.unit_files(out_dir) and not overwrite:
         raise ResultsFolderError(
@@ -192,11 +192,6 @@ def _prepare_folder(out_dir, settings, data, overwrite):
     )
 
 
-def _holds_work(out_dir, results):
-    """Whether the folder holds anything that took time to make."""
-    return results_store.holds_work(results) or bool(results_store.unit_files(out_dir))
-
-
 def _remove_units(out_dir):
     """Deletes the units' files and models, unless a process is computing one."""
     units = os.path.join(out_dir, results_store.UNITS)
@@ -204,10 +199,7 @@ def _remove_units(out_dir):
         unit = os.path.basename(lock)[: -len(".lock")]
         owner = results_store.claimed_by(out_dir, unit)
         if owner is not None:
-            raise ResultsFolderError(
-                f"another keras-adv run (process {owner}) is writing to "
-                f"{out_dir}; wait for it to finish, or use another --name."
-            )
+            raise results_store.busy(out_dir, owner)
     for pattern in ("models/train_eps_*.keras", "units/train_eps_*.json"):
         for path in glob.glob(os.path.join(out_dir, pattern)):
             os.remove(path)
@@ -382,9 +374,6 @@ class Shard:
     def pick(self, items):
         """This share of `items`."""
         return list(items)[self.index :: self.count]
-
-    def __str__(self):
-        return f"{self.index}/{self.count}"
 
 
 def run_sweep(
