@@ -171,7 +171,7 @@ def test_other_settings_are_refused_unless_overwriting(tmp_path, serial):
 
 @pytest.mark.slow
 def test_shards_in_parallel_then_report_give_the_serial_cells(tmp_path, serial):
-    flags = ["sweep", "--name", "sharded", "--quiet", *TINY_FLAGS]
+    flags = ["sweep", "--name", "sharded", *TINY_FLAGS]
     array_task = {  # task 8 of an array numbered from 7: share 1 of 2
         "SLURM_ARRAY_TASK_ID": "8",
         "SLURM_ARRAY_TASK_MIN": "7",
@@ -182,9 +182,13 @@ def test_shards_in_parallel_then_report_give_the_serial_cells(tmp_path, serial):
         start_cli(*flags, "--shard", "slurm", cwd=tmp_path, env=array_task),
     ]
     try:
-        for shard in shards:
-            code, _, err = finish(shard, timeout=600)
+        owners = ("train eps 0 |", "train eps 0.1 |")  # each shard's unit
+        for shard, own in zip(shards, owners, strict=True):
+            code, out, err = finish(shard, timeout=600)
             assert code == 0, err
+            cells = [line for line in out.splitlines() if line.startswith("train eps")]
+            # each computed its own share: its unit's 4 cells, none of the other's
+            assert len(cells) == 4 and all(c.startswith(own) for c in cells), out
     finally:
         for shard in shards:
             end_session(shard)
