@@ -35,7 +35,10 @@ def _settings_arguments(parser):
     parser.add_argument("--config", help="a TOML file whose keys mirror these flags")
     parser.add_argument(
         "--dataset",
-        help="digits (default), fashion_mnist, mnist, cifar10, or a .npz path",
+        help=(
+            "digits (default), fashion_mnist, mnist, cifar10, a .npz path, or a "
+            "folder of images with one sub-folder per class"
+        ),
     )
     parser.add_argument("--objective", choices=["mixed", "madry", "trades"])
     parser.add_argument("--epochs", type=int)

@@ -1,5 +1,5 @@
 """Datasets: `digits` (bundled with scikit-learn, the default), Keras's
-MNIST / Fashion-MNIST / CIFAR-10, and `.npz` files.
+MNIST / Fashion-MNIST / CIFAR-10, `.npz` files, and folders of images.
 
 Every loader returns `(x_train, y_train), (x_test, y_test)` with `x` float32
 in [0, 1] and a channel axis, `y` int32 class labels. The data are checked
@@ -18,6 +18,9 @@ DATASETS = ("digits", "fashion_mnist", "mnist", "cifar10")
 _NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 # Debian's dataset-fashion-mnist package: the files Keras would download.
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+TEST_FRACTION = 0.25  # a folder without train/ and test/ is split so
+IMAGE_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # what Keras reads
+_GRAYSCALE_MODES = ("1", "L", "LA", "I", "I;16", "F")  # PIL's one-channel modes
 _IDX_FILES = (
     "train-images-idx3-ubyte.gz",
     "train-labels-idx1-ubyte.gz",
@@ -56,18 +59,22 @@ def load_digits(test_fraction=0.25, seed=0):
 
 
 def load(name, seed=0, fashion_mnist_dir=FASHION_MNIST_DIR):
-    """Loads a dataset by name, or an `.npz` file by path.
+    """Loads a dataset by name, an `.npz` file or a folder of images by path.
 
     Args:
-        name: `"digits"`, `"fashion_mnist"`, `"mnist"`, `"cifar10"`, or the
+        name: `"digits"`, `"fashion_mnist"`, `"mnist"`, `"cifar10"`, the
             path of an `.npz` file holding `x_train`, `y_train`, `x_test`,
-            `y_test` (pixels in [0, 255] integers or [0, 1] floats).
-        seed: seed of the `digits` split. Defaults to 0.
+            `y_test` (pixels in [0, 255] integers or [0, 1] floats), or the
+            path of a folder of images with one sub-folder per class
+            (`load_folder`).
+        seed: seed of the `digits` split and of a folder's. Defaults to 0.
         fashion_mnist_dir: where Debian's `dataset-fashion-mnist` keeps the
             files; used before any download. Defaults to its install path.
     """
     if str(name).endswith(".npz"):
         return _load_npz(name)
+    if os.path.isdir(str(name)):
+        return load_folder(name, seed=seed)
     if name == "digits":
         return load_digits(seed=seed)
     if name == "fashion_mnist" and _has_idx_files(fashion_mnist_dir):
@@ -75,8 +82,9 @@ def load(name, seed=0, fashion_mnist_dir=FASHION_MNIST_DIR):
     if name in DATASETS:
         return _load_keras(name)
     raise DataError(
-        f"Argument `name` must be one of {list(DATASETS)} or the path of an .npz "
-        f"file with x_train, y_train, x_test, y_test. Received: name={name!r}"
+        f"Argument `name` must be one of {list(DATASETS)}, the path of an .npz "
+        "file with x_train, y_train, x_test, y_test, or a folder of images with "
+        f"one sub-folder per class. Received: name={name!r}"
     )
 
 
@@ -202,6 +210,149 @@ def _load_npz(path):
     train = _scale(arrays["x_train"], arrays["y_train"], "train", source)
     test = _scale(arrays["x_test"], arrays["y_test"], "test", source)
     return check_splits(train, test, source)
+
+
+def load_folder(directory, seed=0):
+    """Images in one sub-folder per class, read by Keras's
+    `image_dataset_from_directory`.
+
+    `directory/train/<class>/...` and `directory/test/<class>/...` are used as
+    they are (the same class sub-folders in both); otherwise
+    `directory/<class>/...` is split, stratified by class, into
+    `1 - TEST_FRACTION` for training and `TEST_FRACTION` for testing. Labels
+    number the classes in the sorted order of their folder names, as Keras
+    does. Every image must have the size of the others (no silent resize);
+    the images are grayscale when the first one is, RGB otherwise. Pixels
+    are scaled from [0, 255] to [0, 1]. The examples are put in an order set
+    by `seed` only, so that the first test images cover every class and the
+    data (and their `fingerprint`) are the same on every load.
+
+    Args:
+        directory: the folder.
+        seed: seed of the split and the order. Defaults to 0.
+
+    Returns:
+        `(x_train, y_train), (x_test, y_test)` as `load` gives them.
+    """
+    from sklearn.model_selection import train_test_split
+
+    directory = os.fspath(directory)
+    source = f"the image folder {directory}"
+    size, color = _image_format(directory, source)
+    train_dir, test_dir = (os.path.join(directory, s) for s in ("train", "test"))
+    if os.path.isdir(train_dir) and os.path.isdir(test_dir):
+        x_train, y_train, classes = _read_images(train_dir, size, color, source)
+        x_test, y_test, test_classes = _read_images(test_dir, size, color, source)
+        unknown = sorted(set(test_classes) - set(classes))
+        if unknown:
+            raise DataError(
+                f"{source}: test/ has class folder(s) {unknown} that train/ lacks; "
+                "a model trained on train/ cannot predict them. Add them to train/ "
+                "or remove them from test/."
+            )
+        y_test = np.asarray([classes.index(c) for c in test_classes], "int32")[y_test]
+        rng = np.random.default_rng(seed)
+        train_order, test_order = (
+            rng.permutation(len(x_train)),
+            rng.permutation(len(x_test)),
+        )
+        x_train, y_train = x_train[train_order], y_train[train_order]
+        x_test, y_test = x_test[test_order], y_test[test_order]
+    else:
+        x, y, _ = _read_images(directory, size, color, source)
+        if min(np.bincount(y)) < 2:
+            raise DataError(
+                f"{source} has a class with one image; each class needs at least "
+                "two (one to train on, one to test), or give train/ and test/ "
+                "sub-folders."
+            )
+        x_train, x_test, y_train, y_test = train_test_split(
+            x, y, test_size=TEST_FRACTION, stratify=y, random_state=seed
+        )
+    train = _scale(x_train, y_train, "train", source)
+    test = _scale(x_test, y_test, "test", source)
+    return check_splits(train, test, source)
+
+
+def _image_files(directory):
+    """The image files under `directory` that Keras reads, sorted."""
+    found = []
+    for root, dirs, files in os.walk(directory):
+        dirs.sort()
+        found += [
+            os.path.join(root, f)
+            for f in sorted(files)
+            if f.lower().endswith(IMAGE_FORMATS)
+        ]
+    return found
+
+
+def _image_format(directory, source):
+    """`((height, width), color_mode)` shared by every image, or `DataError`."""
+    from PIL import Image
+
+    files = _image_files(directory)
+    if not files:
+        raise DataError(
+            f"{source} holds no images (.png, .jpg, .jpeg, .bmp, .gif): put "
+            "each class's images in a sub-folder named after the class."
+        )
+    first = sizes = None
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                size, mode = image.size, image.mode
+        except OSError as error:
+            raise DataError(
+                f"{source}: {path} cannot be read as an image ({error}); remove "
+                "or replace it."
+            ) from None
+        if first is None:
+            first, sizes = path, size
+            color = "grayscale" if mode in _GRAYSCALE_MODES else "rgb"
+        elif size != sizes:
+            raise DataError(
+                f"{source} holds images of different sizes: {first} is "
+                f"{sizes[0]}x{sizes[1]}, {path} is {size[0]}x{size[1]} (width x "
+                "height). Resize them to one size first."
+            )
+    return (sizes[1], sizes[0]), color
+
+
+def _read_images(directory, size, color, source):
+    """`(x uint8, y int32, class names)` of one folder of class sub-folders."""
+    try:
+        import tensorflow  # noqa: F401  (Keras reads images with tf.data)
+    except ImportError:
+        raise DataError(
+            f"Reading {source} needs TensorFlow (Keras's "
+            "image_dataset_from_directory uses tf.data): pip install tensorflow, "
+            "or save the images as an .npz file."
+        ) from None
+    import keras
+
+    try:
+        dataset = keras.utils.image_dataset_from_directory(
+            directory,
+            color_mode=color,
+            batch_size=None,
+            image_size=size,
+            shuffle=False,
+            verbose=False,
+        )
+    except ValueError as error:  # no class folders
+        raise DataError(f"{source}: {error}") from None
+    if len(dataset.class_names) < 2:
+        raise DataError(
+            f"{source} has {len(dataset.class_names)} class sub-folder(s) in "
+            f"{directory}; a classifier needs two or more."
+        )
+    xs, ys = [], []
+    for x, y in dataset.as_numpy_iterator():
+        xs.append(x)
+        ys.append(y)
+    x = np.round(np.stack(xs)).astype("uint8")  # decoded pixels, same size
+    return x, np.asarray(ys, "int32"), dataset.class_names
 
 
 def _has_idx_files(directory):
