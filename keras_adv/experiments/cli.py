@@ -107,6 +107,12 @@ def _recipe_arguments(parser):
         help="hold out SHARE of the training data and keep the epoch with the "
         "best robust accuracy on it (Rice et al. 2020; default 0: off)",
     )
+    recipe.add_argument(
+        "--precision",
+        choices=["float32", "mixed_float16", "mixed_bfloat16"],
+        help="Keras dtype policy to train in (default float32; mixed_bfloat16 "
+        "on CPUs and TPUs, mixed_float16 on GPUs)",
+    )
 
 
 def _model_arguments(parser):

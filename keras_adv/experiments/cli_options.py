@@ -163,6 +163,10 @@ OPTIONS = {
     "crop_padding": (_integer(0), "--crop-padding"),
     "flip": (_boolean, "--flip"),
     "early_stopping_split": (_real(0, 0.5), "--early-stopping-split"),
+    "precision": (
+        _choice("float32", "mixed_float16", "mixed_bfloat16"),
+        "--precision",
+    ),
     # Where a sweep's units run (keras_adv.experiments.sweep, ray_executor).
     "shard": (_shard, "--shard"),
     "executor": (_choice("serial", "ray"), "--executor"),
@@ -205,6 +209,7 @@ RECIPE_KEYS = (
     "crop_padding",
     "flip",
     "early_stopping_split",
+    "precision",
 )
 # Config-file keys (and flags) -> SweepSettings fields.
 SWEEP_KEYS = {

@@ -9,6 +9,7 @@ identifies a dataset by its content.
 
 import gzip
 import hashlib
+import importlib.util
 import os
 import zipfile
 
@@ -321,14 +322,12 @@ def _image_format(directory, source):
 
 def _read_images(directory, size, color, source):
     """`(x uint8, y int32, class names)` of one folder of class sub-folders."""
-    try:
-        import tensorflow  # noqa: F401  (Keras reads images with tf.data)
-    except ImportError:
+    if importlib.util.find_spec("tensorflow") is None:  # Keras reads with tf.data
         raise DataError(
             f"Reading {source} needs TensorFlow (Keras's "
             "image_dataset_from_directory uses tf.data): pip install tensorflow, "
             "or save the images as an .npz file."
-        ) from None
+        )
     import keras
 
     try:

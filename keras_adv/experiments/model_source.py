@@ -13,6 +13,12 @@
 The model must take one input of the data's shape and give one output of
 one score per class (logits or probabilities: `build` says which); anything
 else is refused before training, in one line saying what to change.
+
+Under a mixed-precision global dtype policy (the recipe's `precision`), a
+zoo or function model is built in it, a `.keras` file's layers are rebuilt
+in it (their saved policy would otherwise win), and an output that is not
+float32 gets a float32 linear activation, as Keras's mixed-precision guide
+asks, so scores and losses are computed in float32.
 """
 
 import hashlib
@@ -107,6 +113,7 @@ def build(source, input_shape, num_classes, seed, init="fresh"):
     else:
         model = _from_function(source, tuple(input_shape), num_classes)
     check_fits(model, source, input_shape, num_classes)
+    model = _float32_output(model)
     outputs = model(np.zeros((2, *input_shape), keras.backend.floatx()))
     from_logits = not bool(keras.ops.convert_to_numpy(losses.is_probability(outputs)))
     return model, from_logits
@@ -155,15 +162,42 @@ def _from_file(path, init):
         raise ModelSourceError(
             f"cannot load --model {path}: {type(error).__name__}: {first}"
         ) from None
-    if init == "weights":
-        return loaded
-    try:
-        return keras.models.clone_model(loaded)  # same layers, fresh weights
-    except ValueError as error:
+    policy = keras.mixed_precision.global_policy().name
+    if policy == "float32":
+        if init == "weights":
+            return loaded
+        try:
+            return keras.models.clone_model(loaded)  # same layers, fresh weights
+        except ValueError as error:
+            raise ModelSourceError(
+                f"--model {path} cannot be re-initialised ({error}); pass --init "
+                "weights to train from its weights."
+            ) from None
+    try:  # each layer rebuilt in the policy; variables stay float32
+        model = keras.models.clone_model(
+            loaded,
+            clone_function=lambda layer: layer.__class__.from_config(
+                {**layer.get_config(), "dtype": policy}
+            ),
+        )
+    except (ValueError, TypeError) as error:
+        first = (str(error).strip().splitlines() or [""])[0]
         raise ModelSourceError(
-            f"--model {path} cannot be re-initialised ({error}); pass --init "
-            "weights to train from its weights."
+            f"--model {path} cannot be rebuilt in precision {policy} ({first}); "
+            "save it built under that policy, or train in float32."
         ) from None
+    if init == "weights":
+        model.set_weights(loaded.get_weights())
+    return model
+
+
+def _float32_output(model):
+    """`model`, ending in float32 (a float32 linear activation added when the
+    output is float16 or bfloat16: softmax and losses then run in float32)."""
+    if keras.backend.standardize_dtype(model.outputs[0].dtype) == "float32":
+        return model
+    output = keras.layers.Activation("linear", dtype="float32", name="float32_output")
+    return keras.Model(model.inputs[0], output(model.outputs[0]), name=model.name)
 
 
 def _split(source):

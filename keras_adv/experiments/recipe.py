@@ -9,11 +9,13 @@ augmentation (random crop with padding, horizontal flip: Keras preprocessing
 layers in the input pipeline, so on every backend), and robust early
 stopping (Rice et al. 2020): a share of the training data held out, the
 training attack run on it after every epoch, and the weights of the epoch
-with the best robust accuracy kept. The defaults are the job's recipe from
-before these fields existed (Adam at 1e-3, constant, no augmentation), so
-old results folders resume unchanged.
+with the best robust accuracy kept; and the precision (`float32`, or Keras's
+`mixed_float16` / `mixed_bfloat16` dtype policies). The defaults are the
+job's recipe from before these fields existed (Adam at 1e-3, constant, no
+augmentation, float32), so old results folders resume unchanged.
 """
 
+import contextlib
 import inspect
 import math
 
@@ -27,6 +29,7 @@ from keras_adv.training import objectives
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "piecewise", "cosine", "cyclic")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 SGD_MOMENTUM = 0.9  # sgd's momentum when none is given (the literature's)
 PIECEWISE_MILESTONES = (0.5, 0.75)  # shares of training (Madry et al., Rice et al.)
 PIECEWISE_FACTOR = 0.1  # the learning rate is divided by 10 at each milestone
@@ -47,6 +50,7 @@ def check(settings):
     s = settings
     _choice(s.optimizer, OPTIMIZERS, "optimizer")
     _choice(s.lr_schedule, SCHEDULES, "lr_schedule")
+    _choice(s.precision, PRECISIONS, "precision")
     validation.check_positive(s.learning_rate, "learning_rate")
     _number(s.weight_decay, "weight_decay", low=0.0)
     _only_for(
@@ -217,6 +221,25 @@ class Triangular(keras.optimizers.schedules.LearningRateSchedule):
             "peak_step": self.peak_step,
             "total_steps": self.total_steps,
         }
+
+
+@contextlib.contextmanager
+def dtype_policy(settings):
+    """Keras's global dtype policy set to `settings.precision`, then restored.
+
+    Layers built inside take the policy (variables in float32, computations
+    in float16 or bfloat16) and keep it afterwards, and `compile` on a model
+    built inside wraps its optimizer in a `LossScaleOptimizer` for
+    `mixed_float16`, as Keras does for any model under that policy
+    (https://keras.io/api/mixed_precision/). The global policy is restored
+    on the way out, so nothing else in the process changes precision.
+    """
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_dtype_policy(settings.precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_dtype_policy(before)
 
 
 def learning_rate(settings, steps_per_epoch):

@@ -122,6 +122,8 @@ def _recipe_line(settings):
             "robust early stopping on "
             f"{get('early_stopping_split'):.0%} of the training data held out"
         )
+    if get("precision", "float32") != "float32":
+        parts.append(f"precision {get('precision')}")
     return "; ".join(parts) + "."
 
 

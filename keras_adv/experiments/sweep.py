@@ -79,6 +79,7 @@ class SweepSettings:
     crop_padding: int = 0  # random crop after this much zero padding
     flip: bool = False  # random horizontal flip
     early_stopping_split: float = 0.0  # held out for robust early stopping
+    precision: str = "float32"  # Keras dtype policy: or mixed_float16/bfloat16
 
     def __post_init__(self):
         for name in ("train_epsilons", "attack_epsilons", "attacks"):
@@ -275,24 +276,25 @@ def train_model(settings, eps, data, verbose=0, callbacks=()):
     """
     (x_train, y_train), (_, y_test) = data
     num_classes = int(max(y_train.max(), y_test.max())) + 1
-    model, from_logits = model_source.build(
-        settings.model, x_train.shape[1:], num_classes, settings.seed, settings.init
-    )
-    if eps > 0:
-        model = AdversarialModel(
-            model=model,
-            attack=recipe.training_attack(settings, eps),
-            objective=recipe.objective(settings),
-        )
     (x_fit, y_fit), held_out = recipe.split_for_early_stopping(
         settings, x_train, y_train
     )
     steps_per_epoch = -(-len(x_fit) // settings.batch_size)
-    model.compile(
-        recipe.optimizer(settings, steps_per_epoch),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
-        metrics=["accuracy"],
-    )
+    with recipe.dtype_policy(settings):  # layers keep it; compile reads it
+        model, from_logits = model_source.build(
+            settings.model, x_train.shape[1:], num_classes, settings.seed, settings.init
+        )
+        if eps > 0:
+            model = AdversarialModel(
+                model=model,
+                attack=recipe.training_attack(settings, eps),
+                objective=recipe.objective(settings),
+            )
+        model.compile(
+            recipe.optimizer(settings, steps_per_epoch),
+            keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
+            metrics=["accuracy"],
+        )
     stopping = []
     if held_out is not None:
         stopping = recipe.early_stopping_callbacks(settings, eps, held_out, from_logits)
