@@ -14,6 +14,7 @@ from keras_adv.attacks.attack import Attack
 from keras_adv.attacks.attack import deserialize
 from keras_adv.training import data_check
 from keras_adv.training import keras_internals
+from keras_adv.training import layer_perturbation
 from keras_adv.training import model_wrapping
 from keras_adv.training import objectives
 from keras_adv.training import two_pass_step
@@ -94,8 +95,14 @@ class AdversarialModel(keras.Model):
             Defaults to 0 (full budget at once).
         evaluate_adversarial: whether `evaluate` (and validation) also
             attacks and reports `adv_` metrics. Defaults to `True`.
-        perturb: names (dict keys or input names) of the inputs to attack
-            for multi-input models. Defaults to `None`: every float input.
+        perturb: what the attack perturbs. `None` (default): every float
+            input. Names (dict keys or input names) or positions: those
+            inputs of a multi-input model. `"embeddings"`, a layer name or a
+            layer: that layer's output instead of the inputs (text models:
+            token ids cannot be perturbed, their embeddings can; see
+            `keras_adv.training.layer_perturbation`). At a layer the attack
+            starts from zeros, is not clipped (its `clip` is ignored), and
+            leaves masked positions (padding) alone.
         shared_pass: for FGSM with the mixed or madry objective, take the
             attack's input gradient from the clean backward pass (two passes
             per step instead of three) wherever that is exact; see
@@ -143,7 +150,18 @@ class AdversarialModel(keras.Model):
                 "Argument `attack` must be a keras_adv attack such as "
                 f"keras_adv.PGD(epsilon=0.1). Received: attack={attack!r}"
             )
-        model_wrapping.check_budget(attack)
+        layer = layer_perturbation.find(self, perturb)
+        self.layer_perturbation = (
+            None if layer is None else layer_perturbation.LayerPerturbation(layer)
+        )
+        if layer is None:
+            model_wrapping.check_budget(attack)
+        # At a layer, its spec as given ("embeddings") or the layer's name.
+        self._layer_spec = (
+            None
+            if layer is None
+            else (perturb if isinstance(perturb, str) else layer.name)
+        )
         self.attack = attack
         self.attack_seed_generator = attack.seed_generator  # tracked: saved, JAX
         self.objective = objectives.get(objective)
@@ -154,6 +172,13 @@ class AdversarialModel(keras.Model):
                 f"objective {self.objective!r} trains on. Use it with "
                 "objective='madry', or leave log_clean=True. "
                 f"Received: log_clean={log_clean!r}"
+            )
+        if not log_clean and layer is not None:
+            raise ValueError(
+                "Argument `log_clean=False` trains on the adversarial batch "
+                "alone, which a perturbation at a layer does not give (the "
+                f"inputs stay the same). Received: perturb={perturb!r}, "
+                "log_clean=False"
             )
         self.log_clean = log_clean
         attack_training = validation.check_bool(attack_training, "attack_training")
@@ -172,7 +197,7 @@ class AdversarialModel(keras.Model):
         self.epsilon_scale = keras.Variable(
             1.0, trainable=False, name="adv_epsilon_scale"
         )
-        self.inputs_to_perturb = AdversarialInputs(perturb)
+        self.inputs_to_perturb = AdversarialInputs(None if layer else perturb)
         self.adv_loss_tracker = keras.metrics.Mean(name="adv_loss")
         self.clean_loss_tracker = keras.metrics.Mean(name="clean_loss")
         self.adv_compile_metrics = None
@@ -277,7 +302,7 @@ class AdversarialModel(keras.Model):
         """`(x, y)` checked against the attack's threat model, once per call
         (see `data_check`); a generator comes back as an equal one."""
         sample, x = data_check.peek(x, y)
-        if sample is not None:
+        if sample is not None and self.layer_perturbation is None:
             data_check.check(self, *sample, self.inputs_to_perturb)
         return x, y
 
@@ -392,7 +417,7 @@ class AdversarialModel(keras.Model):
         x_adv = mode.x_adv if training else None
         if x_adv is None:
             x_adv = self.adversarial_examples(x, y, y_pred)
-        y_pred_adv = self._forward(x_adv, training=training)
+        y_pred_adv = self._forward_adversarial(x, x_adv, training)
         adv = super().compute_loss(
             x_adv, y, y_pred_adv, sample_weight, training=training
         )
@@ -418,8 +443,21 @@ class AdversarialModel(keras.Model):
                 y, ops.stop_gradient(y_pred_adv), sample_weight
             )
 
+    def _forward_adversarial(self, x, x_adv, training):
+        """The model's outputs on the adversarial batch `adversarial_examples`
+        gave: `x_adv` itself, or `x` with the perturbation at the layer."""
+        if self.layer_perturbation is None:
+            return self._forward(x_adv, training=training)
+        return self.layer_perturbation.forward(
+            lambda inputs: self._forward(inputs, training=training), x, x_adv
+        )
+
     def adversarial_examples(self, x, y, y_pred=None):
-        """Perturbed inputs for a batch, against the current weights."""
+        """Perturbed inputs for a batch, against the current weights.
+
+        With `perturb` at a layer, the perturbation of that layer's output
+        instead (behind `stop_gradient`; see `_forward_adversarial`).
+        """
         attack, targets = self._training_attack(), y
         if self.objective.attack_loss is not None:  # TRADES: move away from f(x)
             targets = ops.stop_gradient(y_pred)
@@ -428,6 +466,14 @@ class AdversarialModel(keras.Model):
         def forward(inputs):
             return self._forward(inputs, training=self.attack_training)
 
+        if self.layer_perturbation is not None:
+            return self.layer_perturbation.attack(
+                lambda fwd, zeros: attack(
+                    fwd, zeros, targets, epsilon=epsilon, check_values=False
+                ),
+                forward,
+                x,
+            )
         return self.inputs_to_perturb.apply(
             lambda fwd, flat: attack(
                 fwd, flat, targets, epsilon=epsilon, check_values=False
@@ -450,10 +496,13 @@ class AdversarialModel(keras.Model):
         from_logits = getattr(self.loss, "from_logits", None)
         needs_loss = self.objective.attack_loss is not None
         knows_logits = attack.from_logits is None and from_logits is not None
-        if needs_loss or (knows_logits and attack.loss is None):
+        at_layer = self.layer_perturbation is not None and attack.clip is not None
+        if needs_loss or at_layer or (knows_logits and attack.loss is None):
             overrides = {"from_logits": bool(from_logits)} if knows_logits else {}
             if needs_loss:
                 overrides["loss"] = self.objective.attack_loss
+            if at_layer:
+                overrides["clip"] = None  # a layer's outputs are unbounded
             attack = attack.clone(**overrides)
             attack.seed_generator = self.attack.seed_generator
         self._cached_attack = attack
@@ -468,7 +517,7 @@ class AdversarialModel(keras.Model):
             "adv_warmup": self.schedule.warmup,
             "epsilon_ramp": self.schedule.ramp,
             "evaluate_adversarial": self.evaluate_adversarial,
-            "perturb": self.inputs_to_perturb.names,
+            "perturb": self._layer_spec or self.inputs_to_perturb.names,
             "shared_pass": self.shared_pass,
             "log_clean": self.log_clean,
         }

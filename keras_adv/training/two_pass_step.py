@@ -94,6 +94,8 @@ def shared_pass_alpha(model, x):
     attack = model.attack
     if backend.shared_pass_step is None or not model.shared_pass:
         return None
+    if model.layer_perturbation is not None:
+        return None  # the clean pass's input gradient is not the layer's
     if isinstance(x, (dict, list, tuple)) or not isinstance(
         model.objective, objectives.Mixed
     ):

@@ -1,0 +1,168 @@
+"""Perturbing one layer's output instead of the model's inputs: text models.
+
+Token ids cannot be perturbed, so adversarial training of a text model adds
+the perturbation to the output of its token embedding (Miyato et al. 2016,
+"Adversarial Training Methods for Semi-Supervised Text Classification",
+arXiv:1605.07725; FreeLB, Zhu et al. 2020). `AdversarialModel(...,
+perturb="embeddings")` finds the token embedding; `perturb=<layer name or
+layer>` names any layer. The attack sees the perturbation `delta` as its
+input `x`, starting from zeros: its gradient is the loss's gradient at the
+layer's output, its norm is per example over the whole output (L2 over
+every token and feature for FGM), and it is never clipped (embeddings are
+unbounded). Positions the layer masks (`Embedding(mask_zero=True)`: the
+padding) are multiplied by 0 before the perturbation is added, so padding is
+never perturbed and takes no share of the budget.
+
+How: the layer's `call` is wrapped on that layer object only (no public
+Keras API inserts an extra input into a built graph, nested models and
+keras-hub backbones included): while a perturbation is set, the wrapper
+returns `outputs + delta * mask`; otherwise the layer computes what it did.
+Setting and reading happen inside one traced step (`tf.function`,
+`jax.jit`) or eagerly (PyTorch), so the perturbation is a tensor of that
+trace.
+"""
+
+import contextlib
+
+import keras
+from keras import ops
+
+EMBEDDINGS = "embeddings"
+
+
+def find(model, perturb):
+    """The layer `perturb` names inside `model`, or `None` for model inputs.
+
+    Args:
+        model: a built `keras.Model`.
+        perturb: `"embeddings"` (the token embedding), a layer name, a
+            `keras.layers.Layer` of the model, or anything else (`None`,
+            input names, positions), which selects inputs instead.
+
+    Raises:
+        ValueError: for `"embeddings"` in a model without exactly one token
+            embedding, or a layer object the model does not hold.
+    """
+    layers = list(_all_layers(model))
+    if isinstance(perturb, keras.layers.Layer):
+        if not any(layer is perturb for layer in layers):
+            raise ValueError(
+                f"Argument `perturb` is the layer {perturb.name!r}, which is not "
+                "part of this model. Pass one of the model's own layers or its "
+                "name."
+            )
+        return perturb
+    if not isinstance(perturb, str) or perturb in _input_names(model):
+        return None
+    if perturb == EMBEDDINGS:
+        return _token_embedding(model, layers)
+    named = [layer for layer in layers if layer.name == perturb]
+    return named[0] if named else None
+
+
+def _all_layers(model):
+    """Every layer of `model`, nested models' layers included, in order."""
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
+def _input_names(model):
+    names = set()
+    structure = model.inputs or []
+    for tensor in keras.tree.flatten(structure):
+        names.add(getattr(tensor, "name", None))
+    try:
+        if isinstance(model.input, dict):
+            names.update(model.input)
+    except (AttributeError, ValueError):  # Sequential has only `inputs`
+        pass
+    return names
+
+
+def _token_embedding(model, layers):
+    # keras-hub backbones name theirs: `backbone.token_embedding`.
+    for layer in [model, *layers]:
+        found = getattr(layer, "token_embedding", None)
+        if isinstance(found, keras.layers.Layer):
+            return found
+    embeddings = [
+        layer for layer in layers if isinstance(layer, keras.layers.Embedding)
+    ]
+    if len(embeddings) == 1:
+        return embeddings[0]
+    names = [layer.name for layer in embeddings]
+    raise ValueError(
+        f"Argument `perturb={EMBEDDINGS!r}` needs one token embedding "
+        f"(a keras.layers.Embedding); the model has {len(embeddings)}"
+        + (f": {names}. Pass the name of the token embedding." if names else ".")
+    )
+
+
+class LayerPerturbation:
+    """Adds a perturbation to one layer's output while one is set.
+
+    Args:
+        layer: the layer whose output is perturbed.
+    """
+
+    def __init__(self, layer):
+        self.layer = layer
+        self._delta = None
+        self._captured = None
+        self._capture = False
+        original = layer.call
+
+        def call(*args, **kwargs):
+            outputs = original(*args, **kwargs)
+            if self._capture:
+                self._captured = outputs
+            if self._delta is None:
+                return outputs
+            delta = ops.cast(self._delta, outputs.dtype)
+            mask = layer.compute_mask(args[0], None) if args else None
+            if mask is not None:
+                delta = delta * ops.expand_dims(ops.cast(mask, outputs.dtype), -1)
+            return outputs + delta
+
+        layer.call = call
+
+    @contextlib.contextmanager
+    def applied(self, delta):
+        """The layer adds `delta` (masked) to its output inside the block."""
+        self._delta = delta
+        try:
+            yield
+        finally:
+            self._delta = None
+
+    def zeros(self, forward, x):
+        """Zeros of the layer's output's shape on `x` (one forward pass)."""
+        self._capture = True
+        try:
+            forward(x)
+            outputs = self._captured
+        finally:
+            self._capture, self._captured = False, None
+        return ops.zeros(ops.shape(outputs), "float32")
+
+    def attack(self, attack_fn, forward, x):
+        """The perturbation `attack_fn(forward_of_delta, zeros)` finds on `x`.
+
+        Args:
+            attack_fn: `(forward, x0) -> x_adv`, an attack on `x0`.
+            forward: `inputs -> outputs` of the model.
+            x: the batch's inputs (token ids).
+        """
+
+        def forward_of_delta(delta):
+            with self.applied(delta):
+                return forward(x)
+
+        return attack_fn(forward_of_delta, self.zeros(forward, x))
+
+    def forward(self, forward, x, delta):
+        """`forward(x)` with `delta` added at the layer."""
+        with self.applied(delta):
+            return forward(x)
