@@ -90,6 +90,21 @@ def test_honest_evaluation_example_prints_both_tables():
         assert all(w <= p for w, p in zip(worst_values, pgd_values, strict=True))
 
 
+@pytest.mark.slow
+@ONE_BACKEND
+def test_text_example_fgm_beats_the_clean_twin_in_embedding_space():
+    out = run_example("text_embedding_adversarial.py", "--examples", "2000")
+    rows = {
+        line.split(" | ")[0]: [float(v) for v in line.split(" | ")[1:]]
+        for line in out.splitlines()
+        if line.startswith(("clean |", "FGM "))
+    }
+    clean, fgm = rows["clean"], rows["FGM eps=0.3"]
+    assert min(clean[0], fgm[0]) >= 0.95  # equal clean accuracy, near 1
+    assert fgm[3] >= clean[3] + 0.1  # robust accuracy at the largest budget
+    assert fgm[6] <= clean[6] - 0.1  # fewer predictions flipped there
+
+
 # A stand-in for SLURM's sbatch: records each call; an array runs its tasks
 # at once, each with the array's environment and its output in a file (as
 # SLURM's --output); a --wrap job runs its command; prints the job's id.
