@@ -117,25 +117,11 @@ def test_a_sweep_trains_and_attacks_a_folder_of_images(tmp_path):
     folder = tmp_path / "images"
     write_images(folder, per_class=12)
     code, out, err = run_cli(
-        "sweep",
-        "--dataset",
-        str(folder),
-        "--train-eps",
-        "0.1",
-        "--attack-eps",
-        "0",
-        "0.1",
-        "--attacks",
-        "fgsm",
-        "--epochs",
-        "1",
-        "--no-checks",
-        "--out",
-        str(tmp_path / "runs"),
-        "--name",
-        "folder",
+        "sweep", "--dataset", str(folder), "--train-eps", "0.1",
+        "--attack-eps", "0", "0.1", "--attacks", "fgsm", "--epochs", "1",
+        "--no-checks", "--out", str(tmp_path / "runs"), "--name", "folder",
         "--quiet",
-    )
+    )  # fmt: skip
     assert code == 0, err[-2000:]
     results = json.loads((tmp_path / "runs" / "folder" / "results.json").read_text())
     assert results["settings"]["dataset"] == str(folder)
