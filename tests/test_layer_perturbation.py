@@ -69,7 +69,7 @@ def test_fgm_is_the_closed_form_eps_g_over_norm_g_on_the_embedding_output():
     np.testing.assert_allclose(norms, 0.5, rtol=1e-6)  # the budget
 
 
-@pytest.mark.filterwarnings("ignore:Layer 'flatten'")
+@pytest.mark.filterwarnings("ignore:Layer 'flatten")
 def test_padding_is_never_perturbed_even_where_the_model_ignores_the_mask():
     """Flatten ignores masks: the padding's gradient is not zero by itself."""
     keras.utils.set_random_seed(0)
