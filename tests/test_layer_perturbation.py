@@ -9,6 +9,8 @@ from keras import ops
 from keras_adv import backend
 from keras_adv.attacks import FGSM
 from keras_adv.attacks import PGD
+from keras_adv.callbacks import AdversarialMonitor
+from keras_adv.evaluation import evaluate_robustness
 from keras_adv.training import AdversarialModel
 
 VOCAB, LENGTH, DIM, CLASSES = 20, 6, 4, 3
@@ -167,3 +169,90 @@ def test_a_layer_of_another_model_and_log_clean_false_are_refused():
             perturb="embeddings",
             log_clean=False,
         )
+
+
+def test_the_monitor_logs_the_perturbation_norm_at_the_layer():
+    ids, y = batch()
+    model = text_model()
+    model.compile("sgd", CE)
+    monitor = AdversarialMonitor(
+        (ids, y), attack=FGSM(0.5, norm="l2"), perturb="embeddings"
+    )
+    history = model.fit(ids, y, epochs=1, verbose=0, callbacks=[monitor]).history
+    assert history["adv_perturbation_l2"][0] == pytest.approx(0.5, rel=1e-5)
+    assert 0.0 <= history["adv_flip_rate"][0] <= 1.0
+
+
+def test_the_monitor_of_a_text_adversarial_model_attacks_where_it_trains():
+    ids, y = batch()
+    model = AdversarialModel(
+        model=text_model(), attack=FGSM(0.5, norm="l2"), perturb="embeddings"
+    )
+    model.compile("sgd", CE)
+    values = AdversarialMonitor((ids, y)).compute(model)  # ids: no perturb given
+    assert values["adv_perturbation_l2"] == pytest.approx(0.5, rel=1e-5)
+
+
+def test_evaluate_robustness_attacks_the_embeddings_and_refuses_the_checks():
+    ids, y = batch()
+    model = text_model()
+    attacks = [PGD(0.1, norm="l2", steps=5, seed=0)]
+    result = evaluate_robustness(
+        model, (ids, y), epsilons=[0.1, 5.0], attacks=attacks, checks=False,
+        perturb="embeddings",
+    )  # fmt: skip
+    assert result.num_examples == 3
+    assert result.worst_case[1] <= result.worst_case[0] <= result.clean_accuracy
+    with pytest.raises(ValueError, match="checks=False"):
+        evaluate_robustness(
+            model, (ids, y), epsilons=[0.1], attacks=attacks, perturb="embeddings"
+        )
+    with pytest.raises(ValueError, match="perturb='embeddings'"):
+        evaluate_robustness(model, (ids, y), epsilons=[0.1], attacks=attacks)
+
+
+def tiny_bert_classifier():
+    keras_hub = pytest.importorskip("keras_hub")
+    keras.utils.set_random_seed(0)
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=50, num_layers=1, num_heads=2, hidden_dim=8,
+        intermediate_dim=16, max_sequence_length=LENGTH,
+    )  # fmt: skip
+    return keras_hub.models.BertTextClassifier(
+        backbone=backbone, num_classes=CLASSES, preprocessor=None
+    )
+
+
+def bert_batch():
+    rng = np.random.default_rng(0)
+    padding = np.array([[1] * 4 + [0] * 2, [1] * LENGTH, [1] * 2 + [0] * 4] * 4)
+    return {
+        "token_ids": rng.integers(1, 50, (12, LENGTH)).astype("int32") * padding,
+        "segment_ids": np.zeros((12, LENGTH), "int32"),
+        "padding_mask": padding.astype("int32"),
+    }, np.arange(12, dtype="int32") % CLASSES
+
+
+@pytest.mark.slow
+def test_a_keras_hub_classifier_trains_with_fgm_on_its_token_embedding(tmp_path):
+    classifier = tiny_bert_classifier()
+    model = AdversarialModel(
+        model=classifier, attack=FGSM(0.5, norm="l2"), perturb="embeddings"
+    )
+    assert model.layer_perturbation.layer is classifier.backbone.token_embedding
+    model.compile(keras.optimizers.Adam(1e-3), CE)
+    x, y = bert_batch()
+    history = model.fit(x, y, epochs=2, batch_size=4, verbose=0).history
+    assert np.isfinite(history["adv_loss"]).all()
+    tensors = {k: ops.convert_to_tensor(v) for k, v in x.items()}
+    delta = numpy(model.adversarial_examples(tensors, ops.convert_to_tensor(y)))
+    assert np.all(delta[x["padding_mask"] == 0] == 0)  # padding never moves
+    norms = np.linalg.norm(delta.reshape(len(y), -1), axis=1)
+    np.testing.assert_allclose(norms, 0.5, rtol=1e-5)
+    path = str(tmp_path / "bert.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.get_config()["perturb"] == "embeddings"
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5
+    )

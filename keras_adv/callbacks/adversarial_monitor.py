@@ -49,6 +49,10 @@ class AdversarialMonitor(keras.callbacks.Callback):
         from_logits: whether the model outputs logits, for the drift
             metrics and the default attack; `None` takes it from the compiled
             loss, else detects it per batch. Defaults to `None`.
+        perturb: attack a layer's output instead of the inputs (text
+            models: `"embeddings"`, a layer name or a layer); the perturbation
+            norms are then measured at that layer. Defaults to `None`: an
+            `AdversarialModel`'s own `perturb` at a layer, else the inputs.
 
     Example:
 
@@ -72,9 +76,10 @@ class AdversarialMonitor(keras.callbacks.Callback):
         max_examples: int = 64,
         batch_size: int = 256,
         from_logits: bool | None = None,
+        perturb: "str | keras.layers.Layer | None" = None,
     ):
         super().__init__()
-        self.probe = ProbeSet(data, max_examples, batch_size)
+        self.probe = ProbeSet(data, max_examples, batch_size, perturb=perturb)
         self.attack = attack
         self.epsilon = validation.check_epsilon(epsilon)
         self.every = validation.check_positive(every, "every", integer=True)
@@ -114,6 +119,9 @@ class AdversarialMonitor(keras.callbacks.Callback):
         for metric, _ in self.metrics:
             if hasattr(metric, "from_logits") and metric.from_logits is None:
                 metric.from_logits = from_logits
+        own_layer = getattr(model, "layer_perturbation", None)
+        if self.probe.perturb is None and own_layer is not None:
+            self.probe.perturb = own_layer.layer  # where the model is attacked
         attack = self.attack or own_attack(model)
         attack = attack or FGSM(self.epsilon, from_logits=from_logits)
         self.probe.check_range(attack.clip)

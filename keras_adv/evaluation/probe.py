@@ -10,6 +10,7 @@ from keras import ops
 from keras_adv import argument_validation as validation
 from keras_adv import backend
 from keras_adv import metrics
+from keras_adv.attacks import layer_perturbation
 from keras_adv.metrics import hits
 
 _ARGUMENTS = ("x", "x_adv", "y", "y_pred", "y_pred_adv")
@@ -75,9 +76,15 @@ class ProbeSet:
             (any iterable) of `(x, y)` batches.
         max_examples: at most this many examples are kept. Defaults to 512.
         batch_size: examples per compiled call. Defaults to 256.
+        perturb: attack the output of a layer instead of the inputs:
+            `"embeddings"`, a layer name or a layer (see
+            `keras_adv.attacks.layer_perturbation`); the inputs may then be
+            token ids. The metrics' `x` is then zeros and `x_adv` the
+            perturbation, so perturbation norms are measured at the layer.
+            Defaults to `None` (the inputs).
     """
 
-    def __init__(self, data, max_examples=512, batch_size=256):
+    def __init__(self, data, max_examples=512, batch_size=256, perturb=None):
         max_examples = validation.check_positive(
             max_examples, "max_examples", integer=True
         )
@@ -90,13 +97,10 @@ class ProbeSet:
                 "Argument `data` must hold as many labels as inputs, at least "
                 f"one. Received: x of {len(self.x)} and y of {len(self.y)}"
             )
-        if not validation.is_float(self.x):
-            raise ValueError(
-                "Argument `data` must have float inputs (attacks differentiate "
-                f"with respect to them). Received: x of dtype {self.x.dtype}"
-            )
-        self.x = self.x.astype(keras.backend.floatx(), copy=False)
-        if not np.all(np.isfinite(self.x)):
+        self.perturb = perturb
+        if validation.is_float(self.x):
+            self.x = self.x.astype(keras.backend.floatx(), copy=False)
+        if validation.is_float(self.x) and not np.all(np.isfinite(self.x)):
             raise ValueError(
                 "Argument `data` holds NaN or Inf inputs; a probe set must be "
                 "finite. Remove or impute them."
@@ -113,8 +117,12 @@ class ProbeSet:
         """Refuses examples outside `clip`, the valid range of an attack to run.
 
         An attack projects its result into `clip`, so examples outside it
-        would be "perturbed" by the rescaling, not by the attack.
+        would be "perturbed" by the rescaling, not by the attack. Nothing to
+        check at a layer (`perturb`): its outputs are not clipped.
         """
+        if self.perturb is not None:
+            return
+        self._check_float()
         validation.check_value_range(self.x, clip, "data")
 
     def evaluate(self, model, attack, metrics, epsilon=None):
@@ -178,18 +186,30 @@ class ProbeSet:
             ]
         return self._batches
 
+    def _check_float(self):
+        if self.perturb is None and not validation.is_float(self.x):
+            raise ValueError(
+                "Argument `data` must have float inputs (attacks differentiate "
+                f"with respect to them). Received: x of dtype {self.x.dtype}. "
+                "For token ids, attack the embeddings: perturb='embeddings'."
+            )
+
     def _function(self, model, attack, metrics):
+        self._check_float()
         per_model = self._compiled.setdefault(model, {})
         key = (id(attack), tuple(id(metric) for metric, _ in metrics))
         if key not in per_model:
             num_classes = model(self.x[:1], training=False).shape[-1]
             validation.check_labels(self.y, num_classes)
-            per_model[key] = _compile(model, attack, metrics)
+            per_model[key] = _compile(model, attack, metrics, self.perturb)
         return per_model[key]
 
 
-def _compile(model, attack, metrics):
-    """One compiled call per batch: attack, clean and attacked outputs, metrics."""
+def _compile(model, attack, metrics, perturb=None):
+    """One compiled call per batch: attack, clean and attacked outputs, metrics.
+
+    With `perturb`, the attack runs at that layer's output, unclipped.
+    """
     for _, arguments in metrics:
         unknown = set(arguments) - set(_ARGUMENTS)
         if unknown:
@@ -199,11 +219,27 @@ def _compile(model, attack, metrics):
     def forward(inputs):
         return model_ref()(inputs, training=False)
 
+    site = None
+    if perturb is not None:
+        site = layer_perturbation.at(model, perturb)
+        attack = attack.clone(clip=None)  # a layer's outputs are unbounded
+
     def batch(x, y, epsilon):
-        x_adv, y_pred = attack.perturb_and_predict(forward, x, y, epsilon)
-        x_adv = ops.stop_gradient(x_adv)
+        if site is None:
+            x_adv, y_pred = attack.perturb_and_predict(forward, x, y, epsilon)
+            x_adv = ops.stop_gradient(x_adv)
+            y_pred_adv = forward(x_adv)
+        else:
+            zeros, mask = site.start(forward, x)
+
+            def at_layer(delta):
+                return site.forward(forward, x, delta if mask is None else delta * mask)
+
+            x_adv, y_pred = attack.perturb_and_predict(at_layer, zeros, y, epsilon)
+            x_adv = ops.stop_gradient(x_adv if mask is None else x_adv * mask)
+            y_pred_adv, x = site.forward(forward, x, x_adv), zeros
         values = {"x": x, "x_adv": x_adv, "y": y, "y_pred": ops.stop_gradient(y_pred)}
-        values["y_pred_adv"] = forward(x_adv)
+        values["y_pred_adv"] = y_pred_adv
         for metric, arguments in metrics:
             metric.update_state(*(values[name] for name in arguments))
         return hits(y, values["y_pred_adv"]), hits(y, values["y_pred"])

@@ -90,6 +90,7 @@ def evaluate_robustness(
     batch_size: int = 256,
     max_examples: int | None = None,
     seed: int | None = None,
+    perturb: "str | keras.layers.Layer | None" = None,
 ) -> "RobustnessResult":
     """Robust accuracy of `model` under each attack at each epsilon, and the worst case.
 
@@ -118,6 +119,13 @@ def evaluate_robustness(
         seed: seed for attacks given by name (`"autoattack"` too) and the
             checks' noise.
             Defaults to `None`.
+        perturb: attack a layer's output instead of the inputs (text
+            models: `"embeddings"`, a layer name or a layer; see
+            `keras_adv.attacks.layer_perturbation`): a sensitivity measure in
+            embedding space, not a word-substitution attack. The budgets are
+            norms at that layer, nothing is clipped, and the sanity checks,
+            written for input-space attacks, are not run: pass
+            `checks=False`. Defaults to `None` (the inputs).
 
     Returns:
         A `RobustnessResult`.
@@ -144,8 +152,14 @@ def evaluate_robustness(
     named = _named_attacks(attacks, epsilons, seed)
     tolerance = validation.check_epsilon(tolerance, "tolerance")
     batch_size = validation.check_positive(batch_size, "batch_size", integer=True)
+    if perturb is not None and checks:
+        raise ValueError(
+            "The sanity checks are written for input-space attacks (input "
+            "gradients, the input range, noise in the input space); with "
+            f"perturb={perturb!r} pass checks=False."
+        )
     limit = 2**62 if max_examples is None else max_examples
-    probe = ProbeSet(data, max_examples=limit, batch_size=batch_size)
+    probe = ProbeSet(data, max_examples=limit, batch_size=batch_size, perturb=perturb)
     for clip in {attack.clip for attack in named.values()}:  # at epsilon 0 too
         probe.check_range(clip)
     clean, correct = _correct_per_example(probe, model, named, epsilons)

@@ -10,11 +10,11 @@ from keras import ops
 
 from keras_adv import argument_validation as validation
 from keras_adv import backend
+from keras_adv.attacks import layer_perturbation
 from keras_adv.attacks.attack import Attack
 from keras_adv.attacks.attack import deserialize
 from keras_adv.training import data_check
 from keras_adv.training import keras_internals
-from keras_adv.training import layer_perturbation
 from keras_adv.training import model_wrapping
 from keras_adv.training import objectives
 from keras_adv.training import two_pass_step
@@ -100,7 +100,7 @@ class AdversarialModel(keras.Model):
             inputs of a multi-input model. `"embeddings"`, a layer name or a
             layer: that layer's output instead of the inputs (text models:
             token ids cannot be perturbed, their embeddings can; see
-            `keras_adv.training.layer_perturbation`). At a layer the attack
+            `keras_adv.attacks.layer_perturbation`). At a layer the attack
             starts from zeros, is not clipped (its `clip` is ignored), and
             leaves masked positions (padding) alone.
         shared_pass: for FGSM with the mixed or madry objective, take the
@@ -152,7 +152,7 @@ class AdversarialModel(keras.Model):
             )
         layer = layer_perturbation.find(self, perturb)
         self.layer_perturbation = (
-            None if layer is None else layer_perturbation.LayerPerturbation(layer)
+            None if layer is None else layer_perturbation.LayerPerturbation.of(layer)
         )
         if layer is None:
             model_wrapping.check_budget(attack)

@@ -10,19 +10,23 @@ input `x`, starting from zeros: its gradient is the loss's gradient at the
 layer's output, its norm is per example over the whole output (L2 over
 every token and feature for FGM), and it is never clipped (embeddings are
 unbounded). Positions the layer masks (`Embedding(mask_zero=True)`: the
-padding) are multiplied by 0 before the perturbation is added, so padding is
-never perturbed and takes no share of the budget.
+padding), or a keras-hub model's `padding_mask` input marks as padding, are
+multiplied by 0, so padding is never perturbed and takes no share of the
+budget.
 
 How: the layer's `call` is wrapped on that layer object only (no public
 Keras API inserts an extra input into a built graph, nested models and
 keras-hub backbones included): while a perturbation is set, the wrapper
-returns `outputs + delta * mask`; otherwise the layer computes what it did.
+returns `outputs + delta`; otherwise the layer computes what it did. One
+wrapper per layer (`LayerPerturbation.of`), shared by training, monitoring
+and evaluation.
 Setting and reading happen inside one traced step (`tf.function`,
 `jax.jit`) or eagerly (PyTorch), so the perturbation is a tensor of that
 trace.
 """
 
 import contextlib
+import weakref
 
 import keras
 from keras import ops
@@ -100,67 +104,107 @@ def _token_embedding(model, layers):
     )
 
 
+_HOOKS = weakref.WeakKeyDictionary()  # layer -> its LayerPerturbation
+
+
+def at(model, perturb):
+    """The `LayerPerturbation` of the layer `perturb` names in `model`.
+
+    One per layer: an `AdversarialModel`, a monitor and an evaluation of the
+    same model share it. Raises `ValueError` when `perturb` names no layer.
+    """
+    layer = find(model, perturb)
+    if layer is None:
+        raise ValueError(
+            f"Argument `perturb` must name a layer of {model.name!r} "
+            f"('{EMBEDDINGS}', a layer name or a layer). Received: "
+            f"perturb={perturb!r}"
+        )
+    return LayerPerturbation.of(layer)
+
+
 class LayerPerturbation:
     """Adds a perturbation to one layer's output while one is set.
+
+    Build it with `LayerPerturbation.of(layer)` (one per layer).
 
     Args:
         layer: the layer whose output is perturbed.
     """
 
+    @classmethod
+    def of(cls, layer):
+        """The one `LayerPerturbation` of `layer` (made on first use)."""
+        if layer not in _HOOKS:
+            _HOOKS[layer] = cls(layer)
+        return _HOOKS[layer]
+
     def __init__(self, layer):
         self.layer = layer
         self._delta = None
-        self._captured = None
+        self._captured = None  # (outputs, mask) of the last capturing call
         self._capture = False
         original = layer.call
 
         def call(*args, **kwargs):
             outputs = original(*args, **kwargs)
             if self._capture:
-                self._captured = outputs
+                mask = layer.compute_mask(args[0], None) if args else None
+                self._captured = (outputs, mask)
             if self._delta is None:
                 return outputs
-            delta = ops.cast(self._delta, outputs.dtype)
-            mask = layer.compute_mask(args[0], None) if args else None
-            if mask is not None:
-                delta = delta * ops.expand_dims(ops.cast(mask, outputs.dtype), -1)
-            return outputs + delta
+            return outputs + ops.cast(self._delta, outputs.dtype)
 
         layer.call = call
 
     @contextlib.contextmanager
     def applied(self, delta):
-        """The layer adds `delta` (masked) to its output inside the block."""
+        """The layer adds `delta` to its output inside the block."""
         self._delta = delta
         try:
             yield
         finally:
             self._delta = None
 
-    def zeros(self, forward, x):
-        """Zeros of the layer's output's shape on `x` (one forward pass)."""
+    def start(self, forward, x):
+        """`(zeros, mask)` for the layer's output on `x` (one forward pass).
+
+        `mask` (the output's shape but its last axis 1, float) is 0 where
+        the layer masks its output (`Embedding(mask_zero=True)`) or where a
+        keras-hub `padding_mask` input is 0, else 1; `None` when neither.
+        """
         self._capture = True
         try:
             forward(x)
-            outputs = self._captured
+            outputs, mask = self._captured
         finally:
             self._capture, self._captured = False, None
-        return ops.zeros(ops.shape(outputs), "float32")
+        if mask is None and isinstance(x, dict) and "padding_mask" in x:
+            mask = x["padding_mask"]
+        zeros = ops.zeros(ops.shape(outputs), "float32")
+        if mask is None:
+            return zeros, None
+        mask = ops.cast(mask, "float32")
+        while len(mask.shape) < len(zeros.shape):
+            mask = ops.expand_dims(mask, -1)
+        return zeros, mask
 
     def attack(self, attack_fn, forward, x):
-        """The perturbation `attack_fn(forward_of_delta, zeros)` finds on `x`.
+        """The perturbation `attack_fn(forward_of_delta, zeros)` finds on `x`,
+        zero at masked positions (they neither move nor count in the norm).
 
         Args:
             attack_fn: `(forward, x0) -> x_adv`, an attack on `x0`.
             forward: `inputs -> outputs` of the model.
             x: the batch's inputs (token ids).
         """
+        zeros, mask = self.start(forward, x)
 
         def forward_of_delta(delta):
-            with self.applied(delta):
-                return forward(x)
+            return self.forward(forward, x, delta if mask is None else delta * mask)
 
-        return attack_fn(forward_of_delta, self.zeros(forward, x))
+        delta = attack_fn(forward_of_delta, zeros)
+        return delta if mask is None else delta * mask
 
     def forward(self, forward, x, delta):
         """`forward(x)` with `delta` added at the layer."""
