@@ -7,6 +7,7 @@ import pytest
 from keras import ops
 
 from keras_adv import backend
+from keras_adv.attacks import APGD
 from keras_adv.attacks import FGSM
 from keras_adv.attacks import PGD
 from keras_adv.callbacks import AdversarialMonitor
@@ -256,3 +257,63 @@ def test_a_keras_hub_classifier_trains_with_fgm_on_its_token_embedding(tmp_path)
     np.testing.assert_allclose(
         loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5
     )
+
+
+def test_freelb_steps_along_the_mean_weight_gradient_over_its_ascent_points():
+    """FreeLB (Zhu et al. 2020, Algorithm 1), computed by hand on a tiny model."""
+    keras.utils.set_random_seed(1)
+    ids_in = keras.Input((LENGTH,), dtype="int32")
+    embedded = keras.layers.Embedding(VOCAB, DIM, name="tokens")(ids_in)
+    pooled = keras.layers.GlobalAveragePooling1D()(embedded)
+    inner = keras.Model(ids_in, keras.layers.Dense(CLASSES, name="head")(pooled))
+    ids, y = batch()
+    table = numpy(inner.get_layer("tokens").embeddings)
+    kernel, bias = (numpy(w) for w in inner.get_layer("head").weights)
+    steps, eps, alpha = 3, 0.5, 0.3
+
+    tokens, bias = ops.convert_to_tensor(table[ids]), ops.convert_to_tensor(bias)
+
+    def logits(delta, w):
+        delta, w = ops.convert_to_tensor(delta), ops.convert_to_tensor(w)
+        return ops.matmul(ops.mean(tokens + delta, axis=1), w) + bias
+
+    def losses(delta, w):
+        return keras.losses.sparse_categorical_crossentropy(y, logits(delta, w), True)
+
+    delta, points = np.zeros((3, LENGTH, DIM), "float32"), []
+    for _ in range(steps):  # delta_0 = 0 (no random start), then ascent
+        points.append(delta)
+        _, g = backend.value_and_input_grad(lambda d: ops.sum(losses(d, kernel)), delta)
+        g = numpy(g)
+        delta = (
+            delta + alpha * g / np.linalg.norm(g.reshape(3, -1), axis=1)[:, None, None]
+        )
+        norms = np.linalg.norm(delta.reshape(3, -1), axis=1)[:, None, None]
+        delta = (delta * np.minimum(1.0, eps / norms)).astype("float32")
+
+    def weight_grad(point):
+        mean_loss = lambda w: ops.mean(losses(point, w))  # noqa: E731
+        return numpy(backend.value_and_input_grad(mean_loss, kernel)[1])
+
+    grads = [weight_grad(point) for point in points]
+    model = AdversarialModel(
+        model=inner,
+        attack=PGD(eps, norm="l2", steps=steps, step_size=alpha, random_start=False),
+        objective="freelb",
+        perturb="embeddings",
+    )
+    model.compile(keras.optimizers.SGD(1.0), CE)
+    model.fit(ids, y, epochs=1, batch_size=3, shuffle=False, verbose=0)
+    step = kernel - numpy(inner.get_layer("head").kernel)  # lr 1: the gradient
+    np.testing.assert_allclose(step, np.mean(grads, axis=0), atol=1e-5)
+    assert not np.allclose(step, grads[0], atol=1e-5)  # not the clean gradient
+
+
+def test_freelb_needs_a_pgd_attack():
+    with pytest.raises(ValueError, match="PGD"):
+        AdversarialModel(
+            model=text_model(),
+            attack=APGD(0.5, norm="l2"),
+            objective="freelb",
+            perturb="embeddings",
+        )

@@ -127,6 +127,30 @@ class PGD(Attack):
         best, _ = ops.fori_loop(1, self.restarts, restart, (best, best_value))
         return best
 
+    def trajectory(self, forward, x, y, epsilon=None):
+        """The points the ascent visits: its start and each step but the last.
+
+        `steps` points, stacked on a new first axis: `x_0` (the start, a
+        random one with `random_start`) and `x_t`, `t < steps`, each one
+        ascent step from the last. FreeLB (Zhu et al. 2020) averages the
+        weight gradients at exactly these points. Unrolled (a Python loop):
+        meant for the few steps FreeLB takes. Behind `stop_gradient`.
+        """
+        x = ops.convert_to_tensor(x)
+        epsilon = self.epsilon if epsilon is None else epsilon
+        objective = self.objective(forward, ops.convert_to_tensor(y))
+        point = x
+        if self.random_start:
+            point = self.random_start_points(x, epsilon)[0]
+        points = [point]
+        for _ in range(self.steps - 1):
+            _, grad = backend.value_and_input_grad(
+                lambda x_adv: ops.sum(objective(x_adv)), point
+            )
+            point = self.ascent_step(x, point, grad, epsilon)
+            points.append(point)
+        return ops.stop_gradient(ops.stack(points))
+
     def ascent_step(self, x, x_adv, grad, epsilon):
         """One step from `x_adv` along `grad` (the loss's input gradient there).
 

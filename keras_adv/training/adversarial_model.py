@@ -173,6 +173,15 @@ class AdversarialModel(keras.Model):
                 "objective='madry', or leave log_clean=True. "
                 f"Received: log_clean={log_clean!r}"
             )
+        if self.objective.uses_trajectory and (
+            not hasattr(attack, "trajectory") or not log_clean
+        ):
+            raise ValueError(
+                f"Objective {self.objective!r} trains on the points a PGD attack "
+                "visits: pass attack=PGD(eps, norm='l2', steps=K) (and keep "
+                f"log_clean=True). Received: attack={attack!r}, "
+                f"log_clean={log_clean!r}"
+            )
         if not log_clean and layer is not None:
             raise ValueError(
                 "Argument `log_clean=False` trains on the adversarial batch "
@@ -352,7 +361,9 @@ class AdversarialModel(keras.Model):
             y_pred = None
             if self.objective.attack_loss is not None:
                 y_pred = self._forward(x, training=self.attack_training)
-            return self.adversarial_examples(x, y, y_pred)
+            return self.adversarial_examples(
+                x, y, y_pred, trajectory=self.objective.uses_trajectory
+            )
 
         # Attack before Keras differentiates: its tape (or jax.value_and_grad)
         # then records only the clean and adversarial passes, not the attack.
@@ -415,6 +426,13 @@ class AdversarialModel(keras.Model):
             self.record_losses(x, clean)
             return clean
         x_adv = mode.x_adv if training else None
+        if training and self.objective.uses_trajectory:  # FreeLB
+            if x_adv is None:
+                x_adv = self.adversarial_examples(x, y, y_pred, trajectory=True)
+            adv, y_pred_adv = self._trajectory_loss(x, x_adv, y, sample_weight)
+            self.record_losses(x, clean, adv)
+            self.record_adversarial_metrics(y, y_pred_adv, sample_weight)
+            return self.objective.combine(clean, adv, y_pred, y_pred_adv)
         if x_adv is None:
             x_adv = self.adversarial_examples(x, y, y_pred)
         y_pred_adv = self._forward_adversarial(x, x_adv, training)
@@ -424,6 +442,17 @@ class AdversarialModel(keras.Model):
         self.record_losses(x, clean, adv)
         self.record_adversarial_metrics(y, y_pred_adv, sample_weight)
         return self.objective.combine(clean, adv, y_pred, y_pred_adv)
+
+    def _trajectory_loss(self, x, points, y, sample_weight):
+        """The mean compiled loss over the attack's points (stacked on the
+        first axis), and the outputs at the last point (for the metrics)."""
+        values, outputs = [], None
+        for k in range(points.shape[0]):  # K is static: the attack's steps
+            outputs = self._forward_adversarial(x, points[k], training=True)
+            values.append(
+                super().compute_loss(x, y, outputs, sample_weight, training=True)
+            )
+        return ops.mean(ops.stack(values)), outputs
 
     def record_losses(self, x, clean, adv=None, total=None):
         """Updates `clean_loss`, `adv_loss` and (with `total`) Keras's `loss`."""
@@ -452,11 +481,13 @@ class AdversarialModel(keras.Model):
             lambda inputs: self._forward(inputs, training=training), x, x_adv
         )
 
-    def adversarial_examples(self, x, y, y_pred=None):
+    def adversarial_examples(self, x, y, y_pred=None, trajectory=False):
         """Perturbed inputs for a batch, against the current weights.
 
         With `perturb` at a layer, the perturbation of that layer's output
-        instead (behind `stop_gradient`; see `_forward_adversarial`).
+        instead (behind `stop_gradient`; see `_forward_adversarial`). With
+        `trajectory`, every point the (PGD) attack visits, stacked on a new
+        first axis (`PGD.trajectory`; the FreeLB objective trains on them).
         """
         attack, targets = self._training_attack(), y
         if self.objective.attack_loss is not None:  # TRADES: move away from f(x)
@@ -466,21 +497,20 @@ class AdversarialModel(keras.Model):
         def forward(inputs):
             return self._forward(inputs, training=self.attack_training)
 
+        def run(fwd, start):
+            if trajectory:
+                return attack.trajectory(fwd, start, targets, epsilon)
+            return attack(fwd, start, targets, epsilon=epsilon, check_values=False)
+
         if self.layer_perturbation is not None:
-            return self.layer_perturbation.attack(
-                lambda fwd, zeros: attack(
-                    fwd, zeros, targets, epsilon=epsilon, check_values=False
-                ),
-                forward,
-                x,
+            return self.layer_perturbation.attack(run, forward, x)
+        if trajectory and isinstance(x, (dict, list, tuple)):
+            raise ValueError(
+                f"Objective {self.objective!r} perturbs a single input or a "
+                "layer's output (perturb='embeddings'); this model takes "
+                f"{type(x).__name__} inputs."
             )
-        return self.inputs_to_perturb.apply(
-            lambda fwd, flat: attack(
-                fwd, flat, targets, epsilon=epsilon, check_values=False
-            ),
-            forward,
-            x,
-        )
+        return self.inputs_to_perturb.apply(run, forward, x)
 
     def _training_attack(self):
         """`self.attack`, told what the compiled loss knows, sharing its seed.

@@ -19,6 +19,8 @@ class Objective:
 
     needs_clean_loss = True
     attack_loss = None
+    uses_trajectory = False  # True: the adversarial loss is the mean over
+    # the attack's ascent points (`PGD.trajectory`), not at its end
 
     def combine(self, clean, adversarial, y_pred, y_pred_adv):
         raise NotImplementedError
@@ -107,7 +109,33 @@ class Trades(Objective):
         return {"beta": self.beta, "from_logits": self.from_logits}
 
 
-_NAMES = {"mixed": Mixed, "madry": Madry, "trades": Trades}
+@keras.saving.register_keras_serializable(package="keras_adv")
+class FreeLB(Objective):
+    """`(1 / K) * sum_t L(x + delta_t)` over the attack's `K` ascent points.
+
+    Zhu et al. 2020, "FreeLB: Enhanced Adversarial Training for Natural
+    Language Understanding", arXiv:1909.11764, Algorithm 1: `delta_0` is the
+    start and `delta_t = proj(delta_{t-1} + alpha g / ||g||)` for
+    `t < K`, with `g` the loss's gradient at `delta_{t-1}`; the weights
+    follow the mean of the weight gradients at `delta_0 ... delta_{K-1}`.
+    Use it with a PGD attack (`PGD(eps, norm="l2", steps=K, step_size=
+    alpha)`): its `steps` is `K`, its start `delta_0` (FreeLB starts at a
+    random point: keep `random_start=True`). Usually on embeddings
+    (`perturb="embeddings"`).
+
+    The update is the paper's; the cost is not yet: the ascent and the
+    weight gradients take separate passes here (`2K` forward-backward
+    passes per step where FreeLB's shared backward takes `K`).
+    """
+
+    needs_clean_loss = False
+    uses_trajectory = True
+
+    def combine(self, clean, adversarial, y_pred, y_pred_adv):
+        return adversarial  # the mean over the trajectory, from the model
+
+
+_NAMES = {"mixed": Mixed, "madry": Madry, "trades": Trades, "freelb": FreeLB}
 
 
 def get(identifier):
