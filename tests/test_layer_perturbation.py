@@ -317,3 +317,25 @@ def test_freelb_needs_a_pgd_attack():
             objective="freelb",
             perturb="embeddings",
         )
+
+
+def test_the_two_pass_step_at_the_embeddings_equals_the_general_step():
+    """FGM-mixed takes the embedding gradient from the clean backward pass."""
+    ids, y = batch()
+    trained = []
+    for shared_pass in (True, False):
+        inner = text_model()
+        model = AdversarialModel(
+            model=inner,
+            attack=FGSM(0.5, norm="l2"),
+            perturb="embeddings",
+            shared_pass=shared_pass,
+        )
+        model.compile(keras.optimizers.SGD(0.5), CE)
+        history = model.fit(ids, y, epochs=2, batch_size=3, verbose=0).history
+        trained.append(([numpy(w) for w in inner.weights], history["adv_loss"]))
+    (shared, shared_adv), (general, general_adv) = trained
+    for a, b in zip(shared, general, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_allclose(shared_adv, general_adv, rtol=1e-5)
+    assert not np.allclose(shared[0], text_model().weights[0])  # it trained

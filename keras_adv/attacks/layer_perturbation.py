@@ -123,6 +123,12 @@ def at(model, perturb):
     return LayerPerturbation.of(layer)
 
 
+class _Reached(Exception):
+    """Ends a forward pass at the layer (`start` reads what it captured;
+    Keras re-raises a layer's exception with a new message, so the values
+    do not travel in it)."""
+
+
 class LayerPerturbation:
     """Adds a perturbation to one layer's output while one is set.
 
@@ -142,15 +148,16 @@ class LayerPerturbation:
     def __init__(self, layer):
         self.layer = layer
         self._delta = None
-        self._captured = None  # (outputs, mask) of the last capturing call
         self._capture = False
+        self._captured = None  # (outputs, mask) of the capturing pass
         original = layer.call
 
         def call(*args, **kwargs):
             outputs = original(*args, **kwargs)
-            if self._capture:
+            if self._capture:  # `start`: the rest of the model is not needed
                 mask = layer.compute_mask(args[0], None) if args else None
                 self._captured = (outputs, mask)
+                raise _Reached()
             if self._delta is None:
                 return outputs
             return outputs + ops.cast(self._delta, outputs.dtype)
@@ -167,7 +174,11 @@ class LayerPerturbation:
             self._delta = None
 
     def start(self, forward, x):
-        """`(zeros, mask)` for the layer's output on `x` (one forward pass).
+        """`(zeros, mask)` for the layer's output on `x`.
+
+        Runs the model only up to the layer (an exception ends the pass
+        there; a traced step drops what it did not reach), so it costs
+        the layers before it: the embedding lookup.
 
         `mask` (the output's shape but its last axis 1, float) is 0 where
         the layer masks its output (`Embedding(mask_zero=True)`) or where a
@@ -176,7 +187,13 @@ class LayerPerturbation:
         self._capture = True
         try:
             forward(x)
+        except _Reached:
             outputs, mask = self._captured
+        else:
+            raise ValueError(
+                f"The layer {self.layer.name!r} to perturb did not run on the "
+                "model's inputs: pass `perturb` a layer the forward pass reaches."
+            )
         finally:
             self._capture, self._captured = False, None
         if mask is None and isinstance(x, dict) and "padding_mask" in x:

@@ -95,7 +95,16 @@ def shared_pass_step(
     grads = tape.gradient(scaled, weights)
     if alpha < 1:
         grads = [
-            mix_gradients(c, a, alpha) for c, a in zip(clean_grads, grads, strict=True)
+            mix_gradients(_dense(c), _dense(a), alpha)
+            for c, a in zip(clean_grads, grads, strict=True)
         ]
     optimizer.apply_gradients(zip(grads, weights, strict=True))
     return y_pred, y_pred_adv, clean, adv
+
+
+def _dense(grad):
+    """An embedding's sparse gradient (`tf.IndexedSlices`) as a dense tensor,
+    so that two can be mixed (repeated rows are summed); others as they are."""
+    if isinstance(grad, tf.IndexedSlices):
+        return tf.convert_to_tensor(grad)
+    return grad

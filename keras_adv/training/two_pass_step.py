@@ -83,7 +83,9 @@ def _loss_from_logits(loss):
 def shared_pass_alpha(model, x):
     """The objective's alpha if the two-pass step is exact for `model`, else None.
 
-    Exact when: the backend has the step; a single input tensor; the objective
+    Exact when: the backend has the step; a single input tensor (any inputs
+    when the perturbation is at a layer: its gradient comes from the same
+    clean backward pass, taken at a zero perturbation there); the objective
     is `Mixed` (madry included); the attack is one untargeted gradient step
     from `x` with the default loss (FGSM without random start); the compiled
     loss is a plain crossentropy that agrees on `from_logits` (its input
@@ -94,14 +96,13 @@ def shared_pass_alpha(model, x):
     attack = model.attack
     if backend.shared_pass_step is None or not model.shared_pass:
         return None
-    if model.layer_perturbation is not None:
-        return None  # the clean pass's input gradient is not the layer's
-    if isinstance(x, (dict, list, tuple)) or not isinstance(
-        model.objective, objectives.Mixed
-    ):
+    if not isinstance(model.objective, objectives.Mixed):
         return None
-    if not validation.is_float(x):
-        return None  # the general step explains that ids cannot be attacked
+    if model.layer_perturbation is None:
+        if isinstance(x, (dict, list, tuple)):
+            return None
+        if not validation.is_float(x):
+            return None  # the general step explains that ids cannot be attacked
     if not isinstance(attack, PGD) or attack.steps != 1 or attack.random_start:
         return None
     if attack.targeted or attack.loss is not None:
@@ -117,8 +118,19 @@ def shared_pass_alpha(model, x):
 def train_step(model, data, alpha):
     """Keras's `train_step` contract (metrics dict) for the two-pass step."""
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-    attack = model.attack
+    site = model.layer_perturbation
+    attack = model.attack if site is None else model._training_attack()  # no clip
     epsilon = attack.epsilon * ops.cast(model.epsilon_scale, "float32")
+
+    def forward(inputs):
+        return model._forward(inputs, training=True)
+
+    start, step_forward = x, forward
+    if site is not None:  # the "input" is the perturbation at the layer
+        start, mask = site.start(forward, x)
+
+        def step_forward(delta):
+            return site.forward(forward, x, delta if mask is None else delta * mask)
 
     def loss_fn(inputs, y_pred):
         return keras.Model.compute_loss(model, inputs, y, y_pred, sample_weight)
@@ -127,10 +139,10 @@ def train_step(model, data, alpha):
         return attack.ascent_step(inputs, inputs, input_grad, epsilon)
 
     y_pred, y_pred_adv, clean, adv = backend.shared_pass_step(
-        lambda inputs: model._forward(inputs, training=True),
+        step_forward,
         model.trainable_variables,
         model.optimizer,
-        x,
+        start,
         loss_fn,
         adversarial,
         alpha,
