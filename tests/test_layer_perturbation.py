@@ -118,11 +118,16 @@ def test_fgm_training_moves_the_weights_and_logs_the_adversarial_loss():
         model=text_model(), attack=FGSM(1.0, norm="l2"), perturb="embeddings"
     )
     model.compile(keras.optimizers.Adam(0.05), CE, metrics=["accuracy"])
-    history = model.fit(ids, y, epochs=3, batch_size=16, verbose=0).history
+    history = model.fit(
+        ids, y, epochs=3, batch_size=16, validation_data=(ids, y), verbose=0
+    ).history
     assert history["adv_loss"][-1] < history["adv_loss"][0]
     assert all(
         a > c for a, c in zip(history["adv_loss"], history["clean_loss"], strict=True)
     )
+    assert history["val_adv_loss"][-1] > history["val_clean_loss"][-1]
+    logs = model.evaluate(ids, y, verbose=0, return_dict=True)
+    assert logs["adv_accuracy"] <= logs["accuracy"]
 
 
 def test_a_layer_can_be_named_or_given_and_the_file_round_trips(tmp_path):
