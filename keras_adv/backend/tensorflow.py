@@ -94,17 +94,32 @@ def shared_pass_step(
         scaled = optimizer.scale_loss(adv)
     grads = tape.gradient(scaled, weights)
     if alpha < 1:
-        grads = [
-            mix_gradients(_dense(c), _dense(a), alpha)
-            for c, a in zip(clean_grads, grads, strict=True)
-        ]
+        grads = [_mix(c, a, alpha) for c, a in zip(clean_grads, grads, strict=True)]
     optimizer.apply_gradients(zip(grads, weights, strict=True))
     return y_pred, y_pred_adv, clean, adv
 
 
-def _dense(grad):
-    """An embedding's sparse gradient (`tf.IndexedSlices`) as a dense tensor,
-    so that two can be mixed (repeated rows are summed); others as they are."""
-    if isinstance(grad, tf.IndexedSlices):
-        return tf.convert_to_tensor(grad)
-    return grad
+def _mix(clean, adv, alpha):
+    """`mix_gradients` that keeps an embedding's gradient sparse.
+
+    TensorFlow gives an embedding table's gradient as `tf.IndexedSlices`,
+    and the gradient of a sum of two losses through it as the two slices
+    concatenated; Keras's optimizers then see every row once per use (Adam
+    squares each before they are summed). Concatenating the scaled slices
+    here gives the optimizer exactly what Keras's own step would.
+    """
+    if isinstance(clean, tf.IndexedSlices) and isinstance(adv, tf.IndexedSlices):
+        return tf.IndexedSlices(
+            tf.concat([(1.0 - alpha) * clean.values, alpha * adv.values], 0),
+            tf.concat([clean.indices, adv.indices], 0),
+            clean.dense_shape,
+        )
+    if isinstance(clean, tf.IndexedSlices) and adv is None:
+        return tf.IndexedSlices(
+            (1.0 - alpha) * clean.values, clean.indices, clean.dense_shape
+        )
+    if isinstance(clean, tf.IndexedSlices) or isinstance(adv, tf.IndexedSlices):
+        clean, adv = (
+            None if g is None else tf.convert_to_tensor(g) for g in (clean, adv)
+        )
+    return mix_gradients(clean, adv, alpha)
