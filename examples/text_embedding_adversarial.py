@@ -2,12 +2,15 @@
 
 Token ids cannot be perturbed; `AdversarialModel(..., perturb="embeddings")`
 perturbs the output of the model's token embedding instead. This trains the
-same small classifier twice, clean and with FGM (one L2-normalised step of
-the loss's gradient at the embeddings, the classic recipe of Miyato et al.
-2016), and prints for each: clean test accuracy, robust accuracy under
-PGD-10 in embedding space at several L2 budgets, and the share of
-predictions that budget flips. Embedding-space robustness is a sensitivity
-measure, not a word-substitution attack.
+same small classifier three times, clean and with FGM (one L2-normalised
+step of the loss's gradient at the embeddings, the classic recipe of Miyato
+et al. 2016) at an absolute and at a relative budget, and prints for each:
+clean test accuracy, robust accuracy under PGD-10 in embedding space at
+several L2 budgets, the share of predictions
+each budget flips, and robust accuracy at a budget relative to each
+sequence's embedding norm (`relative_budget=True`: an absolute budget can
+be met by growing the embeddings). Embedding-space robustness is a
+sensitivity measure, not a word-substitution attack.
 
 The task is synthetic, so it runs offline: sequences of 8 to 24 token ids
 from a vocabulary of 500, padded with 0; tokens 1-25 count for the
@@ -37,6 +40,8 @@ VOCAB, LENGTH, DIM = 500, 24, 16
 POSITIVE, NEGATIVE = range(1, 26), range(26, 51)
 TRAIN_EPS = 0.3  # L2, over a whole sequence's embeddings
 ATTACK_EPS = (0.1, 0.3, 0.6)
+RELATIVE_EPS = 0.2  # a share of each sequence's embedding norm
+TRAIN_RELATIVE_EPS = 0.2
 CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
@@ -68,23 +73,33 @@ def classifier(seed):
     return keras.Model(ids, keras.layers.Dense(2)(x), name="text_classifier")
 
 
-def train(adversarial, data, epochs, seed):
+def train(budget, data, epochs, seed):
+    """The classifier trained clean (`budget` None) or with FGM at
+    `(eps, relative)`."""
     model = classifier(seed)
     trained = model
-    if adversarial:
+    if budget is not None:
+        eps, relative = budget
         trained = AdversarialModel(
-            model=model, attack=FGSM(TRAIN_EPS, norm="l2"), perturb="embeddings"
+            model=model,
+            attack=FGSM(eps, norm="l2"),
+            perturb="embeddings",
+            relative_budget=relative,
         )
     trained.compile(keras.optimizers.Adam(3e-3), CE, metrics=["accuracy"])
     trained.fit(*data, epochs=epochs, batch_size=64, verbose=0)
     return model
 
 
-def measure(model, data, eps):
-    """Robust accuracy and flip rate under PGD-10 (L2, embeddings) at `eps`."""
+def measure(model, data, eps, relative=False):
+    """Robust accuracy and flip rate under PGD-10 (L2, embeddings) at `eps`
+    (with `relative`, a share of each sequence's embedding norm)."""
     ids, labels = data
     attacker = AdversarialModel(
-        model=model, attack=PGD(eps, norm="l2", steps=10, seed=0), perturb="embeddings"
+        model=model,
+        attack=PGD(eps, norm="l2", steps=10, seed=0),
+        perturb="embeddings",
+        relative_budget=relative,
     )
     attacker.compile("sgd", CE)
     x, y = ops.convert_to_tensor(ids), ops.convert_to_tensor(labels)
@@ -105,9 +120,15 @@ def main():
     header = ["training", "clean acc"]
     header += [f"PGD-10 L2 eps={e:g}" for e in ATTACK_EPS]
     header += [f"flipped eps={e:g}" for e in ATTACK_EPS]
+    header += [f"PGD-10 relative {RELATIVE_EPS:g}"]
     print(" | ".join(header))
-    for name, adversarial in (("clean", False), (f"FGM eps={TRAIN_EPS:g}", True)):
-        model = train(adversarial, train_data, args.epochs, seed=0)
+    trainings = (
+        ("clean", None),
+        (f"FGM eps={TRAIN_EPS:g}", (TRAIN_EPS, False)),
+        (f"FGM relative {TRAIN_RELATIVE_EPS:g}", (TRAIN_RELATIVE_EPS, True)),
+    )
+    for name, budget in trainings:
+        model = train(budget, train_data, args.epochs, seed=0)
         clean = float(
             np.mean(
                 np.argmax(model.predict(test_data[0], verbose=0), -1) == test_data[1]
@@ -120,8 +141,10 @@ def main():
             * (test_data[0] != 0)[..., None],
             axis=(1, 2),
         )
+        relative, _ = measure(model, test_data, RELATIVE_EPS, relative=True)
         cells = [name, f"{clean:.3f}"] + [f"{r:.3f}" for r in robust]
-        print(" | ".join(cells + [f"{f:.3f}" for f in flipped]))
+        cells += [f"{f:.3f}" for f in flipped] + [f"{relative:.3f}"]
+        print(" | ".join(cells))
         print(f"  (median L2 norm of a sequence's embeddings: {np.median(norms):.2f})")
 
 

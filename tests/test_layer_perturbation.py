@@ -324,7 +324,8 @@ def test_freelb_needs_a_pgd_attack():
         )
 
 
-def test_the_two_pass_step_at_the_embeddings_equals_the_general_step():
+@pytest.mark.parametrize("relative", [False, True])
+def test_the_two_pass_step_at_the_embeddings_equals_the_general_step(relative):
     """FGM-mixed takes the embedding gradient from the clean backward pass."""
     ids, y = batch()
     trained = []
@@ -334,6 +335,7 @@ def test_the_two_pass_step_at_the_embeddings_equals_the_general_step():
             model=inner,
             attack=FGSM(0.5, norm="l2"),
             perturb="embeddings",
+            relative_budget=relative,
             shared_pass=shared_pass,
         )
         # Adam: an embedding's repeated rows must reach it as Keras's own
@@ -346,3 +348,41 @@ def test_the_two_pass_step_at_the_embeddings_equals_the_general_step():
         np.testing.assert_allclose(a, b, atol=1e-5)
     np.testing.assert_allclose(shared_adv, general_adv, rtol=1e-5)
     assert not np.allclose(shared[0], text_model().weights[0])  # it trained
+
+
+def test_a_relative_budget_is_a_share_of_each_sequences_embedding_norm():
+    inner = text_model()
+    ids, y = batch()
+    embedded = numpy(inner.get_layer("tokens")(ids)) * (ids != 0)[..., None]
+    norms = np.linalg.norm(embedded.reshape(3, -1), axis=1)
+    deltas = {}
+    for relative in (True, False):
+        model = AdversarialModel(
+            model=inner,
+            attack=FGSM(0.1, norm="l2"),
+            perturb="embeddings",
+            relative_budget=relative,
+        )
+        model.compile("sgd", CE)
+        deltas[relative] = delta_of(model, ids, y).reshape(3, -1)
+    np.testing.assert_allclose(
+        np.linalg.norm(deltas[True], axis=1), 0.1 * norms, rtol=1e-5
+    )
+    direction = deltas[True] / np.linalg.norm(deltas[True], axis=1, keepdims=True)
+    np.testing.assert_allclose(direction, deltas[False] / 0.1, atol=1e-5)  # FGM's
+    monitor = AdversarialMonitor((ids, y))  # the model's own setting
+    model = AdversarialModel(
+        model=inner,
+        attack=FGSM(0.1, norm="l2"),
+        perturb="embeddings",
+        relative_budget=True,
+    )
+    model.compile("sgd", CE)
+    values = monitor.compute(model)
+    assert values["adv_perturbation_l2"] == pytest.approx(0.1 * norms.mean(), rel=1e-4)
+    assert model.get_config()["relative_budget"] is True
+
+
+def test_a_relative_budget_needs_a_layer():
+    with pytest.raises(ValueError, match="perturb='embeddings'"):
+        AdversarialModel(model=text_model(), attack=FGSM(0.1), relative_budget=True)

@@ -173,16 +173,25 @@ class LayerPerturbation:
         finally:
             self._delta = None
 
-    def start(self, forward, x):
-        """`(zeros, mask)` for the layer's output on `x`.
+    def start(self, forward, x, relative=False):
+        """`(zeros, scale)` for the layer's output on `x`.
 
         Runs the model only up to the layer (an exception ends the pass
         there; a traced step drops what it did not reach), so it costs
         the layers before it: the embedding lookup.
 
-        `mask` (the output's shape but its last axis 1, float) is 0 where
-        the layer masks its output (`Embedding(mask_zero=True)`) or where a
-        keras-hub `padding_mask` input is 0, else 1; `None` when neither.
+        The perturbation applied is the attack's times `scale` (`None`:
+        times 1), which broadcasts against the output: 0 where the layer
+        masks its output (`Embedding(mask_zero=True)`) or where a keras-hub
+        `padding_mask` input is 0, else 1; with `relative`, times each
+        example's norm of the (unmasked) output too, so that a budget
+        `eps` becomes `eps` times that norm.
+
+        Args:
+            forward: `inputs -> outputs` of the model.
+            x: the batch's inputs.
+            relative: budgets relative to each example's output norm.
+                Defaults to `False` (absolute).
         """
         self._capture = True
         try:
@@ -199,29 +208,39 @@ class LayerPerturbation:
         if mask is None and isinstance(x, dict) and "padding_mask" in x:
             mask = x["padding_mask"]
         zeros = ops.zeros(ops.shape(outputs), "float32")
-        if mask is None:
-            return zeros, None
-        mask = ops.cast(mask, "float32")
-        while len(mask.shape) < len(zeros.shape):
-            mask = ops.expand_dims(mask, -1)
-        return zeros, mask
+        scale = None
+        if mask is not None:
+            scale = ops.cast(mask, "float32")
+            while len(scale.shape) < len(zeros.shape):
+                scale = ops.expand_dims(scale, -1)
+        if relative:
+            kept = ops.cast(outputs, "float32")
+            kept = kept if scale is None else kept * scale
+            axes = tuple(range(1, len(zeros.shape)))
+            norms = ops.sqrt(ops.sum(ops.square(kept), axis=axes, keepdims=True))
+            norms = ops.stop_gradient(norms)
+            scale = norms if scale is None else scale * norms
+        return zeros, scale
 
-    def attack(self, attack_fn, forward, x):
+    def attack(self, attack_fn, forward, x, relative=False):
         """The perturbation `attack_fn(forward_of_delta, zeros)` finds on `x`,
-        zero at masked positions (they neither move nor count in the norm).
+        as applied: zero at masked positions (they neither move nor count in
+        the norm), and with `relative` scaled by each example's norm (see
+        `start`).
 
         Args:
             attack_fn: `(forward, x0) -> x_adv`, an attack on `x0`.
             forward: `inputs -> outputs` of the model.
             x: the batch's inputs (token ids).
+            relative: budgets relative to each example's output norm.
         """
-        zeros, mask = self.start(forward, x)
+        zeros, scale = self.start(forward, x, relative)
 
         def forward_of_delta(delta):
-            return self.forward(forward, x, delta if mask is None else delta * mask)
+            return self.forward(forward, x, delta if scale is None else delta * scale)
 
         delta = attack_fn(forward_of_delta, zeros)
-        return delta if mask is None else delta * mask
+        return delta if scale is None else delta * scale
 
     def forward(self, forward, x, delta):
         """`forward(x)` with `delta` added at the layer."""

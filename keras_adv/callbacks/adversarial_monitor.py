@@ -53,6 +53,9 @@ class AdversarialMonitor(keras.callbacks.Callback):
             models: `"embeddings"`, a layer name or a layer); the perturbation
             norms are then measured at that layer. Defaults to `None`: an
             `AdversarialModel`'s own `perturb` at a layer, else the inputs.
+        relative_budget: with `perturb`, budgets are shares of each
+            example's norm at the layer. Defaults to `None`: the
+            `AdversarialModel`'s own setting, else `False` (absolute).
 
     Example:
 
@@ -77,9 +80,17 @@ class AdversarialMonitor(keras.callbacks.Callback):
         batch_size: int = 256,
         from_logits: bool | None = None,
         perturb: "str | keras.layers.Layer | None" = None,
+        relative_budget: bool | None = None,
     ):
         super().__init__()
-        self.probe = ProbeSet(data, max_examples, batch_size, perturb=perturb)
+        self.probe = ProbeSet(
+            data,
+            max_examples,
+            batch_size,
+            perturb=perturb,
+            relative_budget=bool(relative_budget),
+        )
+        self.relative_budget = relative_budget
         self.attack = attack
         self.epsilon = validation.check_epsilon(epsilon)
         self.every = validation.check_positive(every, "every", integer=True)
@@ -122,6 +133,8 @@ class AdversarialMonitor(keras.callbacks.Callback):
         own_layer = getattr(model, "layer_perturbation", None)
         if self.probe.perturb is None and own_layer is not None:
             self.probe.perturb = own_layer.layer  # where the model is attacked
+        if self.relative_budget is None and own_layer is not None:
+            self.probe.relative_budget = model.relative_budget
         attack = self.attack or own_attack(model)
         attack = attack or FGSM(self.epsilon, from_logits=from_logits)
         self.probe.check_range(attack.clip)

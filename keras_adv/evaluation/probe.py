@@ -82,9 +82,18 @@ class ProbeSet:
             token ids. The metrics' `x` is then zeros and `x_adv` the
             perturbation, so perturbation norms are measured at the layer.
             Defaults to `None` (the inputs).
+        relative_budget: with `perturb`, budgets are shares of each
+            example's norm at the layer. Defaults to `False` (absolute).
     """
 
-    def __init__(self, data, max_examples=512, batch_size=256, perturb=None):
+    def __init__(
+        self,
+        data,
+        max_examples=512,
+        batch_size=256,
+        perturb=None,
+        relative_budget=False,
+    ):
         max_examples = validation.check_positive(
             max_examples, "max_examples", integer=True
         )
@@ -98,6 +107,7 @@ class ProbeSet:
                 f"one. Received: x of {len(self.x)} and y of {len(self.y)}"
             )
         self.perturb = perturb
+        self.relative_budget = validation.check_bool(relative_budget, "relative_budget")
         if validation.is_float(self.x):
             self.x = self.x.astype(keras.backend.floatx(), copy=False)
         if validation.is_float(self.x) and not np.all(np.isfinite(self.x)):
@@ -201,11 +211,13 @@ class ProbeSet:
         if key not in per_model:
             num_classes = model(self.x[:1], training=False).shape[-1]
             validation.check_labels(self.y, num_classes)
-            per_model[key] = _compile(model, attack, metrics, self.perturb)
+            per_model[key] = _compile(
+                model, attack, metrics, self.perturb, self.relative_budget
+            )
         return per_model[key]
 
 
-def _compile(model, attack, metrics, perturb=None):
+def _compile(model, attack, metrics, perturb=None, relative=False):
     """One compiled call per batch: attack, clean and attacked outputs, metrics.
 
     With `perturb`, the attack runs at that layer's output, unclipped.
@@ -230,13 +242,15 @@ def _compile(model, attack, metrics, perturb=None):
             x_adv = ops.stop_gradient(x_adv)
             y_pred_adv = forward(x_adv)
         else:
-            zeros, mask = site.start(forward, x)
+            zeros, scale = site.start(forward, x, relative)
 
             def at_layer(delta):
-                return site.forward(forward, x, delta if mask is None else delta * mask)
+                return site.forward(
+                    forward, x, delta if scale is None else delta * scale
+                )
 
             x_adv, y_pred = attack.perturb_and_predict(at_layer, zeros, y, epsilon)
-            x_adv = ops.stop_gradient(x_adv if mask is None else x_adv * mask)
+            x_adv = ops.stop_gradient(x_adv if scale is None else x_adv * scale)
             y_pred_adv, x = site.forward(forward, x, x_adv), zeros
         values = {"x": x, "x_adv": x_adv, "y": y, "y_pred": ops.stop_gradient(y_pred)}
         values["y_pred_adv"] = y_pred_adv

@@ -91,6 +91,7 @@ def evaluate_robustness(
     max_examples: int | None = None,
     seed: int | None = None,
     perturb: "str | keras.layers.Layer | None" = None,
+    relative_budget: bool = False,
 ) -> "RobustnessResult":
     """Robust accuracy of `model` under each attack at each epsilon, and the worst case.
 
@@ -126,6 +127,8 @@ def evaluate_robustness(
             norms at that layer, nothing is clipped, and the sanity checks,
             written for input-space attacks, are not run: pass
             `checks=False`. Defaults to `None` (the inputs).
+        relative_budget: with `perturb`, each epsilon is a share of each
+            example's norm at the layer. Defaults to `False` (absolute).
 
     Returns:
         A `RobustnessResult`.
@@ -159,7 +162,13 @@ def evaluate_robustness(
             f"perturb={perturb!r} pass checks=False."
         )
     limit = 2**62 if max_examples is None else max_examples
-    probe = ProbeSet(data, max_examples=limit, batch_size=batch_size, perturb=perturb)
+    probe = ProbeSet(
+        data,
+        max_examples=limit,
+        batch_size=batch_size,
+        perturb=perturb,
+        relative_budget=relative_budget,
+    )
     for clip in {attack.clip for attack in named.values()}:  # at epsilon 0 too
         probe.check_range(clip)
     clean, correct = _correct_per_example(probe, model, named, epsilons)

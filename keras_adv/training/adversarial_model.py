@@ -52,6 +52,7 @@ _ADV_ARGS = (
     "epsilon_ramp",
     "evaluate_adversarial",
     "perturb",
+    "relative_budget",
     "shared_pass",
     "log_clean",
 )
@@ -103,6 +104,11 @@ class AdversarialModel(keras.Model):
             `keras_adv.attacks.layer_perturbation`). At a layer the attack
             starts from zeros, is not clipped (its `clip` is ignored), and
             leaves masked positions (padding) alone.
+        relative_budget: with `perturb` at a layer, the attack's epsilon is
+            a share of each example's norm there (over its unmasked
+            positions): `FGSM(0.1, norm="l2")` moves each sequence's
+            embeddings by 10% of their norm, however large the model makes
+            them. Defaults to `False` (absolute norms).
         shared_pass: for FGSM with the mixed or madry objective, take the
             attack's input gradient from the clean backward pass (two passes
             per step instead of three) wherever that is exact; see
@@ -127,6 +133,7 @@ class AdversarialModel(keras.Model):
         epsilon_ramp: int = 0,
         evaluate_adversarial: bool = True,
         perturb: "str | int | list[str | int] | None" = None,
+        relative_budget: bool = False,
         shared_pass: bool = True,
         log_clean: bool = True,
         **kwargs,
@@ -156,6 +163,13 @@ class AdversarialModel(keras.Model):
         )
         if layer is None:
             model_wrapping.check_budget(attack)
+        self.relative_budget = validation.check_bool(relative_budget, "relative_budget")
+        if self.relative_budget and layer is None:
+            raise ValueError(
+                "Argument `relative_budget=True` scales the budget by the norm "
+                "of a layer's output: give the layer with perturb='embeddings' "
+                f"(or a layer name). Received: perturb={perturb!r}"
+            )
         # At a layer, its spec as given ("embeddings") or the layer's name.
         self._layer_spec = (
             None
@@ -503,7 +517,7 @@ class AdversarialModel(keras.Model):
             return attack(fwd, start, targets, epsilon=epsilon, check_values=False)
 
         if self.layer_perturbation is not None:
-            return self.layer_perturbation.attack(run, forward, x)
+            return self.layer_perturbation.attack(run, forward, x, self.relative_budget)
         if trajectory and isinstance(x, (dict, list, tuple)):
             raise ValueError(
                 f"Objective {self.objective!r} perturbs a single input or a "
@@ -548,6 +562,7 @@ class AdversarialModel(keras.Model):
             "epsilon_ramp": self.schedule.ramp,
             "evaluate_adversarial": self.evaluate_adversarial,
             "perturb": self._layer_spec or self.inputs_to_perturb.names,
+            "relative_budget": self.relative_budget,
             "shared_pass": self.shared_pass,
             "log_clean": self.log_clean,
         }

@@ -127,10 +127,10 @@ def train_step(model, data, alpha):
 
     start, step_forward = x, forward
     if site is not None:  # the "input" is the perturbation at the layer
-        start, mask = site.start(forward, x)
+        start, scale = site.start(forward, x, model.relative_budget)
 
         def step_forward(delta):
-            return site.forward(forward, x, delta if mask is None else delta * mask)
+            return site.forward(forward, x, delta if scale is None else delta * scale)
 
     def loss_fn(inputs, y_pred):
         return keras.Model.compute_loss(model, inputs, y, y_pred, sample_weight)
