@@ -455,6 +455,10 @@ class AdversarialModel(keras.Model):
         )
         self.record_losses(x, clean, adv)
         self.record_adversarial_metrics(y, y_pred_adv, sample_weight)
+        if self.objective.needs_labels:  # MART: its own per-example terms
+            return self.objective.combine(
+                clean, adv, y_pred, y_pred_adv, y=y, sample_weight=sample_weight
+            )
         return self.objective.combine(clean, adv, y_pred, y_pred_adv)
 
     def _trajectory_loss(self, x, points, y, sample_weight):

@@ -21,6 +21,7 @@ class Objective:
     attack_loss = None
     uses_trajectory = False  # True: the adversarial loss is the mean over
     # the attack's ascent points (`PGD.trajectory`), not at its end
+    needs_labels = False  # True: `combine` also gets `y` and `sample_weight`
 
     def combine(self, clean, adversarial, y_pred, y_pred_adv):
         raise NotImplementedError
@@ -135,7 +136,71 @@ class FreeLB(Objective):
         return adversarial  # the mean over the trajectory, from the model
 
 
-_NAMES = {"mixed": Mixed, "madry": Madry, "trades": Trades, "freelb": FreeLB}
+@keras.saving.register_keras_serializable(package="keras_adv")
+class MART(Objective):
+    """Misclassification-aware adversarial training (MART).
+
+    Wang et al. 2020, "Improving Adversarial Robustness Requires Revisiting
+    Misclassified Examples", ICLR 2020 (openreview rklOg6EFwS), eq. (8) and
+    their released `mart_loss`; per example, averaged over the batch:
+
+        BCE(p(x_adv), y) + beta * KL(p(x) || p(x_adv)) * (1 - p_y(x))
+        BCE(p, y) = -log p_y - log(1 - max_{k != y} p_k)
+
+    The boosted crossentropy pushes down the strongest wrong class on the
+    adversarial example; the KL term weighs the examples the clean model
+    gets wrong (low `p_y(x)`) more. The compiled loss is not used in the
+    gradient (it is still logged as `clean_loss` and `adv_loss`); the attack
+    is the model's own (PGD on the crossentropy, as in the paper).
+    `sample_weight` (and `class_weight`) weigh each example's term.
+
+    Args:
+        beta: weight of the KL term, > 0. Defaults to 6.0 (the paper's).
+        from_logits: whether the model outputs logits; `None` detects it per
+            batch. Defaults to `None`.
+    """
+
+    needs_labels = True
+
+    def __init__(self, beta: float = 6.0, from_logits: bool | None = None):
+        self.beta = validation.check_positive(beta, "beta")
+        self.from_logits = from_logits
+
+    def combine(
+        self, clean, adversarial, y_pred, y_pred_adv, y=None, sample_weight=None
+    ):
+        log_clean = losses.log_probabilities(y_pred, self.from_logits)
+        log_adv = losses.log_probabilities(y_pred_adv, self.from_logits)
+        one_hot = ops.one_hot(
+            ops.reshape(ops.cast(y, "int32"), (-1,)), log_adv.shape[-1]
+        )
+        p_adv = ops.exp(log_adv)
+        best_other = ops.max(p_adv * (1.0 - one_hot), axis=-1)
+        boosted = -ops.sum(one_hot * log_adv, axis=-1) - ops.log(
+            1.0001 - best_other + 1e-12  # the released code's offsets
+        )
+        p_clean = ops.exp(log_clean)
+        kl = ops.sum(p_clean * (log_clean - log_adv), axis=-1)
+        true_clean = ops.sum(one_hot * p_clean, axis=-1)
+        per_example = boosted + self.beta * kl * (1.0000001 - true_clean)
+        if sample_weight is not None:
+            weight = ops.reshape(ops.cast(sample_weight, "float32"), (-1,))
+            return ops.sum(per_example * weight) / ops.cast(
+                ops.shape(per_example)[0], "float32"
+            )
+        return ops.mean(per_example)
+
+    def get_config(self):
+        return {"beta": self.beta, "from_logits": self.from_logits}
+
+
+_NAMES = {
+    "mixed": Mixed,
+    "madry": Madry,
+    "trades": Trades,
+    "freelb": FreeLB,
+    "mart": MART,
+}
 
 
 def get(identifier):
