@@ -38,6 +38,18 @@ def numpy(x):
     return ops.convert_to_numpy(x)
 
 
+def fgm(inner, eps, relative=False):
+    """`inner` wrapped for FGM at its embeddings, compiled."""
+    model = AdversarialModel(
+        model=inner,
+        attack=FGSM(eps, norm="l2"),
+        perturb="embeddings",
+        relative_budget=relative,
+    )
+    model.compile("sgd", CE)
+    return model
+
+
 def delta_of(model, ids, y):
     return numpy(
         model.adversarial_examples(ops.convert_to_tensor(ids), ops.convert_to_tensor(y))
@@ -355,30 +367,15 @@ def test_a_relative_budget_is_a_share_of_each_sequences_embedding_norm():
     ids, y = batch()
     embedded = numpy(inner.get_layer("tokens")(ids)) * (ids != 0)[..., None]
     norms = np.linalg.norm(embedded.reshape(3, -1), axis=1)
-    deltas = {}
-    for relative in (True, False):
-        model = AdversarialModel(
-            model=inner,
-            attack=FGSM(0.1, norm="l2"),
-            perturb="embeddings",
-            relative_budget=relative,
-        )
-        model.compile("sgd", CE)
-        deltas[relative] = delta_of(model, ids, y).reshape(3, -1)
+    models = {relative: fgm(inner, 0.1, relative) for relative in (True, False)}
+    deltas = {r: delta_of(m, ids, y).reshape(3, -1) for r, m in models.items()}
     np.testing.assert_allclose(
         np.linalg.norm(deltas[True], axis=1), 0.1 * norms, rtol=1e-5
     )
     direction = deltas[True] / np.linalg.norm(deltas[True], axis=1, keepdims=True)
     np.testing.assert_allclose(direction, deltas[False] / 0.1, atol=1e-5)  # FGM's
-    monitor = AdversarialMonitor((ids, y))  # the model's own setting
-    model = AdversarialModel(
-        model=inner,
-        attack=FGSM(0.1, norm="l2"),
-        perturb="embeddings",
-        relative_budget=True,
-    )
-    model.compile("sgd", CE)
-    values = monitor.compute(model)
+    model = models[True]
+    values = AdversarialMonitor((ids, y)).compute(model)  # the model's setting
     assert values["adv_perturbation_l2"] == pytest.approx(0.1 * norms.mean(), rel=1e-4)
     assert model.get_config()["relative_budget"] is True
 
