@@ -383,3 +383,9 @@ def test_a_relative_budget_is_a_share_of_each_sequences_embedding_norm():
 def test_a_relative_budget_needs_a_layer():
     with pytest.raises(ValueError, match="perturb='embeddings'"):
         AdversarialModel(model=text_model(), attack=FGSM(0.1), relative_budget=True)
+    ids, y = batch()
+    with pytest.raises(ValueError, match="perturb='embeddings'"):  # not ignored
+        evaluate_robustness(
+            text_model(), (ids.astype("float32") / VOCAB, y), epsilons=[0.1],
+            attacks=[FGSM(0.1)], checks=False, relative_budget=True,
+        )  # fmt: skip

@@ -222,25 +222,31 @@ class LayerPerturbation:
             scale = norms if scale is None else scale * norms
         return zeros, scale
 
-    def attack(self, attack_fn, forward, x, relative=False):
-        """The perturbation `attack_fn(forward_of_delta, zeros)` finds on `x`,
-        as applied: zero at masked positions (they neither move nor count in
-        the norm), and with `relative` scaled by each example's norm (see
-        `start`).
+    def prepare(self, forward, x, relative=False):
+        """`(zeros, forward_of_delta, applied)` for an attack at the layer.
 
-        Args:
-            attack_fn: `(forward, x0) -> x_adv`, an attack on `x0`.
-            forward: `inputs -> outputs` of the model.
-            x: the batch's inputs (token ids).
-            relative: budgets relative to each example's output norm.
+        The attack starts from `zeros`; `forward_of_delta(delta)` runs the
+        model with `applied(delta)` added at the layer; `applied` masks the
+        padding (and with `relative` scales by each example's norm, see
+        `start`), which is the perturbation as the model sees it.
         """
         zeros, scale = self.start(forward, x, relative)
 
-        def forward_of_delta(delta):
-            return self.forward(forward, x, delta if scale is None else delta * scale)
+        def applied(delta):
+            return delta if scale is None else delta * scale
 
-        delta = attack_fn(forward_of_delta, zeros)
-        return delta if scale is None else delta * scale
+        def forward_of_delta(delta):
+            return self.forward(forward, x, applied(delta))
+
+        return zeros, forward_of_delta, applied
+
+    def attack(self, attack_fn, forward, x, relative=False):
+        """The perturbation `attack_fn(forward_of_delta, zeros)` finds on `x`,
+        as applied (`prepare`): zero at masked positions, and with
+        `relative` scaled by each example's norm.
+        """
+        zeros, forward_of_delta, applied = self.prepare(forward, x, relative)
+        return applied(attack_fn(forward_of_delta, zeros))
 
     def forward(self, forward, x, delta):
         """`forward(x)` with `delta` added at the layer."""

@@ -108,13 +108,13 @@ class ProbeSet:
             )
         self.perturb = perturb
         self.relative_budget = validation.check_bool(relative_budget, "relative_budget")
-        if validation.is_float(self.x):
+        if validation.is_float(self.x):  # token ids stay integers
             self.x = self.x.astype(keras.backend.floatx(), copy=False)
-        if validation.is_float(self.x) and not np.all(np.isfinite(self.x)):
-            raise ValueError(
-                "Argument `data` holds NaN or Inf inputs; a probe set must be "
-                "finite. Remove or impute them."
-            )
+            if not np.all(np.isfinite(self.x)):
+                raise ValueError(
+                    "Argument `data` holds NaN or Inf inputs; a probe set must be "
+                    "finite. Remove or impute them."
+                )
         if self.y.ndim == 2 and self.y.shape[1] == 1:  # a column of class ids
             self.y = self.y.reshape(-1)
         self._compiled = weakref.WeakKeyDictionary()
@@ -206,6 +206,12 @@ class ProbeSet:
 
     def _function(self, model, attack, metrics):
         self._check_float()
+        if self.relative_budget and self.perturb is None:
+            raise ValueError(
+                "Argument `relative_budget=True` scales the budget by the norm "
+                "of a layer's output: give the layer with perturb='embeddings' "
+                "(or a layer name). Received: perturb=None"
+            )
         per_model = self._compiled.setdefault(model, {})
         key = (id(attack), tuple(id(metric) for metric, _ in metrics))
         if key not in per_model:
@@ -242,15 +248,9 @@ def _compile(model, attack, metrics, perturb=None, relative=False):
             x_adv = ops.stop_gradient(x_adv)
             y_pred_adv = forward(x_adv)
         else:
-            zeros, scale = site.start(forward, x, relative)
-
-            def at_layer(delta):
-                return site.forward(
-                    forward, x, delta if scale is None else delta * scale
-                )
-
-            x_adv, y_pred = attack.perturb_and_predict(at_layer, zeros, y, epsilon)
-            x_adv = ops.stop_gradient(x_adv if scale is None else x_adv * scale)
+            zeros, at_layer, applied = site.prepare(forward, x, relative)
+            delta, y_pred = attack.perturb_and_predict(at_layer, zeros, y, epsilon)
+            x_adv = ops.stop_gradient(applied(delta))
             y_pred_adv, x = site.forward(forward, x, x_adv), zeros
         values = {"x": x, "x_adv": x_adv, "y": y, "y_pred": ops.stop_gradient(y_pred)}
         values["y_pred_adv"] = y_pred_adv

@@ -127,10 +127,7 @@ def train_step(model, data, alpha):
 
     start, step_forward = x, forward
     if site is not None:  # the "input" is the perturbation at the layer
-        start, scale = site.start(forward, x, model.relative_budget)
-
-        def step_forward(delta):
-            return site.forward(forward, x, delta if scale is None else delta * scale)
+        start, step_forward, _ = site.prepare(forward, x, model.relative_budget)
 
     def loss_fn(inputs, y_pred):
         return keras.Model.compute_loss(model, inputs, y, y_pred, sample_weight)
