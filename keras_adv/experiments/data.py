@@ -19,7 +19,7 @@ DATASETS = ("digits", "fashion_mnist", "mnist", "cifar10")
 _NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 # Debian's dataset-fashion-mnist package: the files Keras would download.
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
-TEST_FRACTION = 0.25  # a folder without train/ and test/ is split so
+TEST_FRACTION = 0.25  # held out for testing from a folder without train/, test/
 IMAGE_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # what Keras reads
 _GRAYSCALE_MODES = ("1", "L", "LA", "I", "I;16", "F")  # PIL's one-channel modes
 _IDX_FILES = (
