@@ -2,19 +2,34 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
-export TF_CPP_MIN_LOG_LEVEL ?= 2
+# The CPU build of PyTorch: any other spec pulls a multi-GB CUDA build on
+# this project's machines. The package itself asks only for a range.
+TORCH ?= 2.13.0
 
-.PHONY: demo test test-fast test-oldest-keras lint bench clean
+.PHONY: demo test test-fast test-oldest-keras check-install lint bench clean
+
+# The demo needs keras-adv and one backend (TensorFlow unless told:
+# `make demo DEMO_BACKEND=jax`); the suite needs all three and the extras.
+DEMO_BACKEND ?= tensorflow
+DEMO_STAMP := $(VENV)/.installed-demo-$(DEMO_BACKEND)
+STAMP := $(VENV)/.installed
+
+$(DEMO_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[$(DEMO_BACKEND)]" \
+		$(if $(filter torch,$(DEMO_BACKEND)),"torch==$(TORCH)")
+	touch $@
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,jax,torch,ray]"
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,tensorflow,jax,ray]" \
+		"torch==$(TORCH)"
+	touch $@
 
-demo: $(STAMP)
-	$(BIN)/keras-adv sweep --name demo
+demo: $(DEMO_STAMP)
+	KERAS_BACKEND=$(DEMO_BACKEND) $(BIN)/keras-adv sweep --name demo
 
 # The whole suite once per Keras backend (KERAS_BACKEND is read at import),
 # spread over TEST_WORKERS processes (pytest-xdist; 0 runs in one process).
@@ -50,6 +65,21 @@ test-oldest-keras: $(STAMP)
 		"import keras; assert keras.__version__ == '$(KERAS_OLDEST)', keras.__version__"
 	PYTHONPATH=$(OLDEST_DIR) KERAS_BACKEND=tensorflow \
 		$(PYTEST) -m "not slow" -q
+
+# A user's install: keras-adv from a built wheel with one backend and no
+# TensorFlow, in an environment of its own, then the main job's smoke run.
+INSTALL_CHECK_BACKEND ?= jax
+INSTALL_CHECK_DIR ?= build/install-check
+check-install:
+	rm -rf $(INSTALL_CHECK_DIR)
+	$(PYTHON) -m venv $(INSTALL_CHECK_DIR)/venv
+	$(INSTALL_CHECK_DIR)/venv/bin/python -m pip install --quiet \
+		".[$(INSTALL_CHECK_BACKEND)]"
+	if $(INSTALL_CHECK_DIR)/venv/bin/python -c "import tensorflow" 2>/dev/null; \
+		then echo "TensorFlow was installed with keras-adv[$(INSTALL_CHECK_BACKEND)]"; \
+		exit 1; fi
+	cd $(INSTALL_CHECK_DIR) && KERAS_BACKEND=$(INSTALL_CHECK_BACKEND) \
+		venv/bin/keras-adv sweep --quick --name quick
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,5 +1,7 @@
 """keras-adv: adversarial attacks and training for Keras 3."""
 
+# First: says which Keras backend is missing and the extra that installs it.
+from keras_adv import backend  # noqa: F401  # isort: skip
 from keras_adv import callbacks
 from keras_adv import metrics
 from keras_adv.attacks import APGD

@@ -2,6 +2,6 @@
 
 import sys
 
-from keras_adv.experiments.cli import main
+from keras_adv_cli import main
 
 sys.exit(main())

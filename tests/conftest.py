@@ -30,7 +30,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from keras_adv.experiments import cli  # noqa: E402
+import keras_adv_cli  # noqa: E402
 from keras_adv.experiments.data import load_digits  # noqa: E402
 
 
@@ -164,7 +164,7 @@ def run_cli(*args, cwd=None):
         os.chdir(cwd or previous)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                code = cli.main(list(args))
+                code = keras_adv_cli.main(list(args))
             except SystemExit as exit_:  # argparse's own errors
                 code = exit_.code
     finally:

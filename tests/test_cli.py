@@ -7,28 +7,112 @@ from conftest import assert_refused
 from conftest import run_cli
 
 import keras_adv
-from keras_adv.experiments import cli
+import keras_adv_cli
 
 
 def test_version_flag(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["--version"])
+        keras_adv_cli.main(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.strip() == f"keras-adv {keras_adv.__version__}"
 
 
 def test_help_flag(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["--help"])
+        keras_adv_cli.main(["--help"])
     assert exit_info.value.code == 0
     assert "usage: keras-adv" in capsys.readouterr().out
 
 
 def test_unknown_flag_exits_2(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["--no-such-flag"])
+        keras_adv_cli.main(["--no-such-flag"])
     assert exit_info.value.code == 2
     assert "unrecognized arguments" in capsys.readouterr().err
+
+
+FRAMEWORK_MODULES = ("keras", "tensorflow", "jax", "torch", "numpy")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["--version"], [], ["sweep", "--help"], ["sweep", "--epochs", "x"]],
+)
+def test_help_version_and_argument_errors_load_no_framework(argv):
+    # The entry point in a fresh interpreter: nothing of a deep learning
+    # framework (or NumPy) may be imported to answer these.
+    code = (
+        "import sys, keras_adv_cli\n"
+        "try:\n    keras_adv_cli.main(sys.argv[1:])\n"
+        "except SystemExit:\n    pass\n"
+        f"print('LOADED', [m for m in {FRAMEWORK_MODULES!r} if m in sys.modules])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60
+    )
+    assert "LOADED []" in result.stdout, result.stdout + result.stderr
+
+
+def _without(module, code, backend):
+    """Runs `code` in a Python where importing `module` fails, as when it is
+    not installed; returns the finished process."""
+    import os
+
+    prelude = f"import sys; sys.modules[{module!r}] = None\n"
+    return subprocess.run(
+        [sys.executable, "-c", prelude + code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "KERAS_BACKEND": backend},
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_a_missing_backend_names_the_extra_that_installs_it(backend):
+    result = _without(backend, "import keras_adv", backend)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode != 0
+    assert last.startswith("ModuleNotFoundError: KERAS_BACKEND=" + backend), last
+    assert f"pip install 'keras-adv[{backend}]'" in last, last
+    # The command says it in one line, exit status 1 (the set-up, not a bug).
+    result = _without(
+        backend,
+        "import keras_adv_cli; sys.exit(keras_adv_cli.main(['report', 'nowhere']))",
+        backend,
+    )
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("keras-adv report: error: KERAS_BACKEND=" + backend)
+    assert f"keras-adv[{backend}]" in lines[0]
+
+
+@pytest.mark.slow
+def test_the_framework_log_lines_are_hidden_unless_verbose(tmp_path):
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the lines are TensorFlow's")
+
+    def run(*flags):
+        return subprocess.run(
+            [sys.executable, "-m", "keras_adv_cli", "sweep", "--quick", "--list"]
+            + list(flags),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+            env={k: v for k, v in __import__("os").environ.items()
+                 if k != "TF_CPP_MIN_LOG_LEVEL"},  # fmt: skip
+        )
+
+    quiet, verbose = run(), run("--verbose")
+    assert quiet.returncode == 0 and verbose.returncode == 0, verbose.stderr
+    assert quiet.stderr == "", quiet.stderr
+    assert "unit 1/2 | train_eps_0 | to do" in quiet.stdout
+    # What is hidden is there: TensorFlow's C++ start-up lines.
+    assert "I0000" in verbose.stderr or "tensorflow" in verbose.stderr.lower()
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ import pytest
 from conftest import assert_refused
 from conftest import run_cli
 
+import keras_adv_cli
 from keras_adv.experiments import cli
 from keras_adv.experiments import results_store
 from keras_adv.experiments.results_store import ResultsFolderError
@@ -74,7 +75,7 @@ def test_config_values_of_the_wrong_type_are_refused(finished, line, fragments):
 
 
 def test_quick_in_a_config_file_counts_like_the_flag(tmp_path):
-    parser = cli.build_parser()
+    parser = keras_adv_cli.build_parser()
     config = tmp_path / "q.toml"
     config.write_text("quick = true\nepochs = 2\n")
     options = cli._options(parser.parse_args(["sweep", "--config", str(config)]),

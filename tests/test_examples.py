@@ -1,5 +1,6 @@
 """The runnable examples: docstring examples and scripts under examples/."""
 
+import ast
 import doctest
 import json
 import os
@@ -172,3 +173,26 @@ def test_slurm_example_runs_an_array_then_its_report(tmp_path):
     results = json.loads((tmp_path / "runs" / "tiny" / "results.json").read_text())
     assert results["missing"] == [] and set(results["training"]) == {"0", "0.1"}
     assert (tmp_path / "runs" / "tiny" / "report.md").exists()
+
+
+@pytest.mark.slow
+@ONE_BACKEND
+def test_the_readme_quickstart_runs_as_printed(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Quickstart", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    script = tmp_path / "quickstart.py"
+    script.write_text(code)
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    clean, rest = result.stdout.split(" ", 1)
+    robust, worst = rest.rsplit("} ", 1)
+    robust = ast.literal_eval(robust + "}")  # the printed dict of lists
+    worst = json.loads(worst)
+    assert float(clean) > 0.8  # PGD training keeps most of the clean accuracy
+    assert set(robust) == {"fgsm", "pgd20"}
+    # The worst case is at or below each attack's accuracy, budget by budget.
+    columns = zip(worst, *robust.values(), strict=True)
+    assert all(w <= min(r) + 1e-9 for w, *r in columns)

@@ -197,3 +197,19 @@ def test_ci_tests_the_lower_bound_of_the_keras_range():
     )
     assert oldest is not None and oldest.group(1) == lower
     assert "make test-oldest-keras" in (repo / ".ci" / "run").read_text()
+
+
+def test_no_backend_is_required_and_each_has_its_extra():
+    repo = ROOT.parent
+    if not (repo / "Makefile").exists():
+        pytest.skip("an installed keras-adv, not the repository")
+    project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
+    required = {re.split(r"[\s<>=!~;\[]", d)[0] for d in project["dependencies"]}
+    assert required.isdisjoint(FRAMEWORKS), required & FRAMEWORKS
+    extras = project["optional-dependencies"]
+    for framework in ("tensorflow", "jax", "torch"):
+        (spec,) = extras[framework]
+        # A range: an exact pin belongs to the Makefile (the CPU torch build).
+        assert spec.startswith(framework) and "==" not in spec, spec
+    # CI installs it as a user would, without TensorFlow, and runs the job.
+    assert "make check-install" in (repo / ".ci" / "run").read_text()

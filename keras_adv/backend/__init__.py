@@ -39,7 +39,39 @@ on keras-adv classes (the layers above call down, not the other way):
   concrete values.
 """
 
-import keras
+import importlib.util
+import os
+
+# The extra that installs each backend's framework, by the module Keras imports.
+_EXTRAS = {"tensorflow": "tensorflow", "jax": "jax", "jaxlib": "jax", "torch": "torch"}
+
+try:
+    import keras
+except ModuleNotFoundError as error:
+    _missing = (error.name or "").split(".")[0]
+    if _missing not in _EXTRAS:
+        raise
+    _extra = _EXTRAS[_missing]
+    _installed = [
+        name
+        for name in ("tensorflow", "jax", "torch")
+        if importlib.util.find_spec(name) is not None
+    ]
+    _instead = (
+        f"or set KERAS_BACKEND to one you have ({', '.join(_installed)})"
+        if _installed
+        else "(no Keras backend is installed)"
+    )
+    _chosen = (
+        f"KERAS_BACKEND={os.environ['KERAS_BACKEND']}"
+        if os.environ.get("KERAS_BACKEND")
+        else f"Keras's backend ({_extra}: its default, or ~/.keras/keras.json)"
+    )
+    raise ModuleNotFoundError(
+        f"{_chosen} needs {_missing}, which is not installed: pip install "
+        f"'keras-adv[{_extra}]', {_instead}",
+        name=_missing,
+    ) from None
 
 _BACKEND = keras.backend.backend()
 
