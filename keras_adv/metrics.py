@@ -52,7 +52,13 @@ class PerturbationNorm(keras.metrics.Metric):
     1.0
     """
 
-    def __init__(self, norm="linf", reduction="mean", name=None, dtype=None):
+    def __init__(
+        self,
+        norm: str = "linf",
+        reduction: str = "mean",
+        name: str | None = None,
+        dtype: str | None = None,
+    ):
         norms.check_norm(norm)
         if reduction not in ("mean", "max"):
             raise ValueError(
@@ -107,7 +113,13 @@ class PredictionDrift(_MeanOfExamples):
         name: the metric's name. Defaults to `"prediction_drift_<distance>"`.
     """
 
-    def __init__(self, distance="l2", from_logits=None, name=None, dtype=None):
+    def __init__(
+        self,
+        distance: str = "l2",
+        from_logits: bool | None = None,
+        name: str | None = None,
+        dtype: str | None = None,
+    ):
         if distance not in ("l2", "l1", "kl"):
             raise ValueError(
                 "Argument `distance` must be 'l2', 'l1' or 'kl'. "
@@ -127,7 +139,7 @@ class PredictionDrift(_MeanOfExamples):
         }
 
 
-def drift(y_pred, y_pred_adv, distance, from_logits=None):
+def drift(y_pred, y_pred_adv, distance: str, from_logits: bool | None = None):
     """Per-example `"l2"` / `"l1"` distance of probabilities, or `"kl"`."""
     if distance == "kl":
         return losses.kl_divergence(
@@ -170,7 +182,7 @@ class FlipRate(_MeanOfExamples):
     `update_state(y_pred, y_pred_adv)` with the model's outputs.
     """
 
-    def __init__(self, name="flip_rate", dtype=None):
+    def __init__(self, name: str = "flip_rate", dtype: str | None = None):
         super().__init__(name=name, dtype=dtype)
 
     def values(self, y_pred, y_pred_adv):
@@ -184,7 +196,7 @@ class RobustAccuracy(_MeanOfExamples):
     Labels are class ids (`(batch,)` or `(batch, 1)`) or one-hot rows.
     """
 
-    def __init__(self, name="robust_accuracy", dtype=None):
+    def __init__(self, name: str = "robust_accuracy", dtype: str | None = None):
         super().__init__(name=name, dtype=dtype)
 
     def values(self, y_true, y_pred_adv):

@@ -56,7 +56,18 @@ def test_callbacks_api_is_pinned():
 
 
 # Tensors, arrays and datasets: as in Keras's own signatures, left unannotated.
-DATA_PARAMETERS = {"data", "x", "y"}
+DATA_PARAMETERS = {"data", "x", "y", "y_true", "y_pred", "y_pred_adv"}
+
+
+def _defined_in(module):
+    """The public classes and functions `module` defines (not those it imports)."""
+    return [
+        obj
+        for name, obj in vars(module).items()
+        if not name.startswith("_")
+        and (inspect.isclass(obj) or inspect.isfunction(obj))
+        and obj.__module__ == module.__name__
+    ]
 
 
 def entry_points():
@@ -68,7 +79,8 @@ def entry_points():
         for namespace in (keras_adv, attacks, keras_adv.callbacks)
         for name in namespace.__all__
     ]
-    public += [objectives.Mixed, objectives.Madry, objectives.Trades]
+    public += _defined_in(objectives) + _defined_in(keras_adv.metrics)
+    public += _defined_in(keras_adv.sanity_checks)
     for obj in public:
         if inspect.isclass(obj):
             yield f"{obj.__name__}.__init__", obj.__init__

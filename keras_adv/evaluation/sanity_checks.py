@@ -8,6 +8,8 @@ stochastic models). Each check here returns a `Check` with its evidence;
 
 import dataclasses
 import math
+from collections.abc import Mapping
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -16,8 +18,15 @@ from keras import ops
 from keras_adv import backend
 from keras_adv import losses
 from keras_adv import norms
+from keras_adv.attacks.attack import Attack
 from keras_adv.attacks.fgsm import FGSM
 from keras_adv.attacks.names import WORST_CASE
+from keras_adv.evaluation.probe import ProbeSet
+
+# The shapes of an evaluation's per-example results, as the checks receive them.
+Hits = np.ndarray  # one bool per example: classified right
+Attacks = Mapping[str, Attack]
+Columns = Mapping[str, Sequence[Hits]]  # per attack, per epsilon
 
 
 @dataclasses.dataclass
@@ -31,8 +40,16 @@ class Check:
 
 
 def run_checks(
-    probe, model, clean, attacks, epsilons, correct, worst, tolerance, seed=None
-):
+    probe: ProbeSet,
+    model: keras.Model,
+    clean: Hits,
+    attacks: Attacks,
+    epsilons: Sequence[float],
+    correct: Columns,
+    worst: list[Hits],
+    tolerance: float,
+    seed: int | None = None,
+) -> list[Check]:
     """All checks, in a fixed order. See each function for what it tests.
 
     Args:
@@ -75,7 +92,7 @@ def _correct(probe, model, clean, attack, epsilon):
     return probe.correct(model, attack, epsilon)
 
 
-def outputs_are_logits(probe, model):
+def outputs_are_logits(probe: ProbeSet, model: keras.Model) -> Check:
     """Probabilities saturate: their gradients vanish where the model is sure."""
     outputs = ops.convert_to_tensor(probe.predict(model, probe.x[:256]))
     probabilities = bool(ops.convert_to_numpy(losses.is_probability(outputs)))
@@ -92,7 +109,7 @@ def outputs_are_logits(probe, model):
     )
 
 
-def deterministic(probe, model):
+def deterministic(probe: ProbeSet, model: keras.Model) -> Check:
     """A randomized model needs attacks that average over its randomness (EOT)."""
     x = probe.x[:256]
     first, second = probe.predict(model, x), probe.predict(model, x)
@@ -110,7 +127,7 @@ def deterministic(probe, model):
     )
 
 
-def zero_gradients(probe, model):
+def zero_gradients(probe: ProbeSet, model: keras.Model) -> Check:
     """Exactly zero input gradients: nothing for a gradient attack to follow."""
     zero = []
     for start in range(0, len(probe.x), probe.batch_size):
@@ -142,7 +159,9 @@ def _large_epsilon(attack, x):
     return half if attack.norm == "linf" else half * float(np.sqrt(x[0].size))
 
 
-def chance_at_large_epsilon(probe, model, attacks, tolerance):
+def chance_at_large_epsilon(
+    probe: ProbeSet, model: keras.Model, attacks: Attacks, tolerance: float
+) -> Check:
     """An unbounded-enough attack must reach chance accuracy, or it is broken."""
     labels = np.argmax(probe.y, -1) if probe.y.ndim > 1 else probe.y
     chance = float(np.bincount(np.ravel(labels).astype(int)).max() / len(labels))
@@ -170,7 +189,11 @@ def chance_at_large_epsilon(probe, model, attacks, tolerance):
     )
 
 
-def accuracy_falls_with_epsilon(accuracy, epsilons, tolerance):
+def accuracy_falls_with_epsilon(
+    accuracy: Mapping[str, Sequence[float]],
+    epsilons: Sequence[float],
+    tolerance: float,
+) -> Check:
     """A larger ball holds every point of a smaller one: accuracy cannot rise."""
     rises = [
         f"{name} {acc[i]:.3f} -> {acc[i + 1]:.3f} (eps {epsilons[i]:g} -> "
@@ -201,7 +224,15 @@ def _iterative(attacks):
     }
 
 
-def iterative_beats_fgsm(probe, model, clean, attacks, epsilons, accuracy, tolerance):
+def iterative_beats_fgsm(
+    probe: ProbeSet,
+    model: keras.Model,
+    clean: Hits,
+    attacks: Attacks,
+    epsilons: Sequence[float],
+    accuracy: Mapping[str, Sequence[float]],
+    tolerance: float,
+) -> Check:
     """Many gradient steps must do at least as well as one (FGSM)."""
     weaker, evidence, fgsm_accuracy = [], {}, {}
     for name, attack in _iterative(attacks).items():
@@ -243,8 +274,14 @@ SIGNIFICANCE = 0.01
 
 
 def more_iterations_change_little(
-    probe, model, attacks, epsilons, correct, worst, tolerance
-):
+    probe: ProbeSet,
+    model: keras.Model,
+    attacks: Attacks,
+    epsilons: Sequence[float],
+    correct: Columns,
+    worst: list[Hits],
+    tolerance: float,
+) -> Check:
     """Doubling steps and restarts must not lower accuracy: the attack converged.
 
     Runs at the budget whose worst-case accuracy is nearest 50%, where more
@@ -314,7 +351,7 @@ def more_iterations_change_little(
     )
 
 
-def sign_test(wins, losses):
+def sign_test(wins: int, losses: int) -> float:
     """One-sided sign test: `P(B >= wins)` for `B ~ Binomial(wins + losses, 1/2)`."""
     trials = wins + losses
     if wins == 0:
@@ -324,8 +361,15 @@ def sign_test(wins, losses):
 
 
 def black_box_not_stronger(
-    probe, model, clean, attacks, epsilons, correct, tolerance, seed=None
-):
+    probe: ProbeSet,
+    model: keras.Model,
+    clean: Hits,
+    attacks: Attacks,
+    epsilons: Sequence[float],
+    correct: Columns,
+    tolerance: float,
+    seed: int | None = None,
+) -> Check:
     """Examples broken by noise or gradient-free attacks, missed by the white box.
 
     A white-box attack sees more than random noise or Square: if they break

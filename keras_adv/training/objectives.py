@@ -203,7 +203,7 @@ _NAMES = {
 }
 
 
-def get(identifier):
+def get(identifier: "str | dict | Objective") -> "Objective":
     """An `Objective` from a name (mixed, madry, trades), a config or an instance."""
     if isinstance(identifier, Objective):
         return identifier
