@@ -261,7 +261,9 @@ def build_parser():
         help="robust accuracy of a saved model, worst case and sanity checks",
         description="Attacks a saved model at each epsilon with each attack; "
         "prints robust accuracy, the worst case over attacks (robust only if "
-        "no attack broke the example) and the sanity checks.",
+        "no attack broke the example) and the sanity checks. A model saved by "
+        "`keras-adv train` or `sweep` knows its data (name, split seed, "
+        "SHA-256): they are the default --dataset, and other data are refused.",
     )
     _settings_arguments(evaluate)
     evaluate.add_argument("model", help="a .keras file")

@@ -271,6 +271,53 @@ def test_train_then_evaluate(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_trained_model_knows_its_data_and_reports_robust_accuracy(tmp_path):
+    import numpy as np
+
+    from keras_adv.experiments import results_store
+    from keras_adv.experiments.data import fingerprint
+    from keras_adv.experiments.data import load
+
+    model = tmp_path / "m.keras"
+    args = ["train", "--epsilon", "0.1", "--attack", "fgsm", "--epochs", "1"]
+    code, out, err = run_cli(
+        *args, "--seed", "3", "--max-test-examples", "64", "--output", str(model)
+    )
+    assert code == 0, err[-2000:]
+    line = next(x for x in out.splitlines() if x.startswith("robust accuracy"))
+    assert line.startswith("robust accuracy under pgd20 at eps 0.1: 0.")
+    assert "on 64 test examples" in line
+    record = results_store.trained_on(str(model))
+    assert record["dataset"] == "digits" and record["seed"] == 3
+    assert record["sha256"] == fingerprint(load("digits", seed=3))
+    assert record["classes"] == 10 and record["input_shape"] == [8, 8, 1]
+    assert record["input_range"] == [0.0, 1.0]
+    # Without --dataset and --seed, evaluate loads the split of seed 3 (the
+    # default seed 0 gives other data, which would be refused).
+    evaluate = ["evaluate", str(model), "--attacks", "fgsm", "--epsilons", "0.1"]
+    code, out, err = run_cli(*evaluate, "--max-test-examples", "32", "--no-checks")
+    assert code == 0, err[-2000:]
+    # Other data of the same shape: refused, naming the --dataset to pass.
+    (x_train, y_train), (x_test, y_test) = load("digits", seed=1)
+    other = tmp_path / "other.npz"
+    np.savez(other, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    code, _, err = run_cli(*evaluate, "--dataset", str(other))
+    assert_refused(code, err, "m.keras was trained on --dataset digits", "other.npz")
+    assert "pass --dataset digits" in err
+    # A model keras-adv did not save (no record) is evaluated on what is given.
+    import keras
+
+    keras.saving.load_model(model).save(tmp_path / "plain.keras")
+    assert results_store.trained_on(str(tmp_path / "plain.keras")) is None
+    code, _, err = run_cli(
+        "evaluate", str(tmp_path / "plain.keras"), "--dataset", str(other),
+        "--attacks", "fgsm", "--epsilons", "0.1", "--max-test-examples", "32",
+        "--no-checks",
+    )  # fmt: skip
+    assert code == 0, err[-2000:]
+
+
+@pytest.mark.slow
 def test_train_reads_its_config_and_takes_zero_as_a_value(tmp_path):
     """--epsilon 0 (clean) and config keys must not fall back to the defaults."""
     config = tmp_path / "train.toml"

@@ -14,6 +14,7 @@ from conftest import run_cli
 from conftest import start_cli
 
 from keras_adv.evaluation.probe import ProbeSet
+from keras_adv.experiments import results_store
 from keras_adv.experiments.sweep import RESULTS
 from keras_adv.experiments.sweep import Shard
 from keras_adv.experiments.sweep import SweepSettings
@@ -90,6 +91,10 @@ def test_a_sweep_fills_its_grid_and_records_its_settings(tmp_path, monkeypatch):
     assert saved["attack_configs"]["pgd3"]["steps"] == 3
     assert saved["attack_configs"]["pgd7"]["random_start"] is True  # training
     assert set(saved["training"]) == {"0", "0.1"}
+    # each saved model carries the data it was trained on, as results.json has it
+    for eps in ("0", "0.1"):
+        path = tmp_path / "models" / f"train_eps_{eps}.keras"
+        assert results_store.trained_on(str(path)) == saved["data"]
     for cell in attack_cells:
         if cell["attack_epsilon"] == 0:
             assert cell["robust_accuracy"] == cell["clean_accuracy"]

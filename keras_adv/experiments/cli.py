@@ -26,6 +26,8 @@ QUICK = {  # --quick: a sub-minute smoke run of the whole pipeline
     "epochs": 3,
     "max_test_examples": 200,
 }
+# The attack `train` reports robust accuracy under, at the training budget.
+TRAIN_REPORT_ATTACK = "pgd20"
 OTHER_KEYS = {"name", "out", "overwrite", "quiet", "quick", "no_checks"}
 
 
@@ -148,6 +150,8 @@ def _cell_line(cell):
 
 
 def _train(args):
+    from keras_adv.evaluation.robustness import evaluate_robustness
+    from keras_adv.experiments.data import identity
     from keras_adv.experiments.data import load
     from keras_adv.experiments.results_store import save_model
     from keras_adv.experiments.sweep import train_model
@@ -168,11 +172,34 @@ def _train(args):
         settings, epsilon, data, 0 if options.get("quiet") else 2
     )
     seconds = record["seconds"]
-    save_model(model, args.output)
+    save_model(
+        model, args.output, trained_on=identity(settings.dataset, data, settings.seed)
+    )
     accuracy = model.evaluate(*data[1], verbose=0, return_dict=True)
     say(
         f"saved {args.output} ({seconds:.0f} s); test accuracy "
         f"{accuracy.get('accuracy', float('nan')):.3f}"
+    )
+    if epsilon == 0:
+        say(
+            "trained clean: `keras-adv evaluate "
+            f"{args.output} --epsilons 0 0.05 0.1` measures its robustness"
+        )
+        return
+    result = evaluate_robustness(
+        model,
+        data[1],
+        epsilons=[epsilon],
+        attacks=[TRAIN_REPORT_ATTACK],
+        checks=False,
+        max_examples=settings.max_test_examples,
+        seed=settings.seed,
+    )
+    say(
+        f"robust accuracy under {TRAIN_REPORT_ATTACK} at eps {epsilon:g}: "
+        f"{result.worst_case[0]:.3f} (clean {result.clean_accuracy:.3f}, on "
+        f"{result.num_examples} test examples); `keras-adv evaluate "
+        f"{args.output} --attacks autoattack` for the worst case"
     )
 
 
@@ -238,6 +265,8 @@ def _evaluate(args):
     from keras_adv.attacks import names as attack_names
     from keras_adv.evaluation.robustness import RobustnessWarning
     from keras_adv.evaluation.robustness import evaluate_robustness
+    from keras_adv.experiments import results_store
+    from keras_adv.experiments.data import fingerprint
     from keras_adv.experiments.data import load
 
     options = _options(args, {"dataset", "seed", "max_test_examples", "quiet"})
@@ -251,8 +280,13 @@ def _evaluate(args):
         # `seed` by evaluate_robustness.
         attacks = list(dict.fromkeys(cli_options.check("attacks", args.attacks)))
     model = _load_model(args.model)
-    dataset = options.get("dataset", "digits")
-    _, test = load(dataset, seed=seed)
+    record = results_store.trained_on(args.model)
+    dataset = options.get("dataset") or (record or {}).get("dataset", "digits")
+    data_seed = record.get("seed", seed) if record else seed
+    data = load(dataset, seed=data_seed)
+    if record is not None and fingerprint(data) != record.get("sha256"):
+        raise UsageError(_other_data(args.model, record, dataset))
+    test = data[1]
     _check_fits(model, test, args.model, dataset)
     with warnings.catch_warnings():  # the checks are printed below instead
         warnings.simplefilter("ignore", RobustnessWarning)
@@ -272,6 +306,22 @@ def _evaluate(args):
     for check in result.checks:
         status = "ok" if check.passed else "FAILED"
         say(f"check {check.name}: {status}: {check.message}")
+
+
+def _other_data(path, record, dataset):
+    """One line: the model was trained on other data than `--dataset` gives."""
+    trained = record.get("dataset")
+    if dataset == trained:
+        return (
+            f"{path} was trained on --dataset {trained} (sha256 "
+            f"{record.get('sha256', '?')[:12]}...), and its data now differ "
+            "(changed files, or another version): evaluate on the data it was "
+            "trained on, or retrain it"
+        )
+    return (
+        f"{path} was trained on --dataset {trained}, not {dataset}: pass "
+        f"--dataset {trained} (or leave --dataset out: the model knows its data)"
+    )
 
 
 def _check_fits(model, test, path, dataset):

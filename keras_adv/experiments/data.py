@@ -108,6 +108,30 @@ def fingerprint(data):
     return digest.hexdigest()
 
 
+def identity(name, data, seed):
+    """What a model trained on `data` keeps about them, to be evaluated on them.
+
+    The dataset as `--dataset` takes it (a path made absolute) and the split
+    seed, so the same data load again; their SHA-256, so other data are
+    refused; and their form: input shape, range and scaling, class count.
+    """
+    (x_train, y_train), (x_test, y_test) = data
+    name = str(name)
+    if name not in DATASETS:
+        name = os.path.abspath(name)
+    return {
+        "dataset": name,
+        "seed": seed,
+        "sha256": fingerprint(data),
+        "train_examples": len(x_train),
+        "test_examples": len(x_test),
+        "input_shape": list(x_train.shape[1:]),
+        "input_range": [0.0, 1.0],
+        "preprocessing": "integer pixels / 255, floats as they are (data.load)",
+        "classes": int(max(y_train.max(), y_test.max())) + 1,
+    }
+
+
 def _scale(x, y, split, source):
     """Pixels to float32 in [0, 1], labels to int32 ids; refuses what does not fit.
 

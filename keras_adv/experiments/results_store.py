@@ -20,6 +20,7 @@ import json
 import os
 import tempfile
 import time
+import zipfile
 
 RESULTS = "results.json"
 UNITS = "units"  # units/<unit>.json: one unit of work's results
@@ -47,13 +48,37 @@ def write_atomically(path, write, mode="w"):
     _replace(path, save)
 
 
-def save_model(model, path):
+# Inside a `.keras` file (a zip archive), beside Keras's own entries, which
+# `keras.saving.load_model` reads by name: what the model was trained on.
+TRAINED_ON = "keras_adv/trained_on.json"
+
+
+def save_model(model, path, trained_on=None):
     """`model.save(path)` atomically: a crash never leaves half a `.keras` file.
 
     Keras writes by file name, so the model goes to a unique `.keras` name
-    beside `path` first, then is moved onto it.
+    beside `path` first, then is moved onto it. `trained_on` (a dict, see
+    `data.identity`) is stored in the archive; `trained_on(path)` reads it.
     """
-    _replace(path, model.save, suffix=".keras")
+
+    def save(partial):
+        model.save(partial)
+        if trained_on is not None:
+            with zipfile.ZipFile(partial, "a") as archive:
+                archive.writestr(TRAINED_ON, json.dumps(trained_on, indent=1))
+
+    _replace(path, save, suffix=".keras")
+
+
+def trained_on(path):
+    """The data record `save_model` stored in the `.keras` file, or None."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if TRAINED_ON not in archive.namelist():
+                return None
+            return json.loads(archive.read(TRAINED_ON))
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return None
 
 
 def _replace(path, save, suffix=""):

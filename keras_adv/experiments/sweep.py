@@ -37,6 +37,7 @@ from keras_adv.experiments import model_source
 from keras_adv.experiments import recipe
 from keras_adv.experiments import results_store
 from keras_adv.experiments.data import fingerprint
+from keras_adv.experiments.data import identity
 from keras_adv.experiments.data import load
 from keras_adv.experiments.progress import Progress
 from keras_adv.experiments.results_store import RESULTS
@@ -134,25 +135,13 @@ def _attack_configs(settings):
     }
 
 
-def _data_record(settings, data):
-    """What identifies the sweep's data: its name and a hash of its content."""
-    (x_train, _), (x_test, _) = data
-    return {
-        "dataset": settings.dataset,
-        "sha256": fingerprint(data),
-        "train_examples": len(x_train),
-        "test_examples": len(x_test),
-        "input_shape": list(x_train.shape[1:]),
-    }
-
-
 def _prepare_folder(out_dir, settings, data, overwrite):
     """Keeps the header of an earlier run of the same settings and data, or
     starts anew; `ResultsFolderError` where that would lose or mix results.
     Called under `results_store.locked(out_dir)`."""
     path = os.path.join(out_dir, RESULTS)
     wanted = dataclasses.asdict(settings)
-    record = _data_record(settings, data)
+    record = identity(settings.dataset, data, settings.seed)
     model = model_source.describe(settings.model)
     try:
         results = results_store.read(out_dir)
@@ -653,7 +642,9 @@ def _trained_model(settings, eps, data, out_dir, record, verbose, callbacks=()):
         return keras.saving.load_model(saved)
     path = _model_path(out_dir, eps)
     model, training = train_model(settings, eps, data, verbose, callbacks)
-    results_store.save_model(model, path)
+    results_store.save_model(
+        model, path, trained_on=identity(settings.dataset, data, settings.seed)
+    )
     record["training"] = {
         **training,
         "model": os.path.relpath(path, out_dir),
