@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -56,8 +57,6 @@ def test_help_version_and_argument_errors_load_no_framework(argv):
 def _without(module, code, backend):
     """Runs `code` in a Python where importing `module` fails, as when it is
     not installed; returns the finished process."""
-    import os
-
     prelude = f"import sys; sys.modules[{module!r}] = None\n"
     return subprocess.run(
         [sys.executable, "-c", prelude + code],
@@ -103,8 +102,7 @@ def test_the_framework_log_lines_are_hidden_unless_verbose(tmp_path):
             text=True,
             timeout=120,
             cwd=tmp_path,
-            env={k: v for k, v in __import__("os").environ.items()
-                 if k != "TF_CPP_MIN_LOG_LEVEL"},  # fmt: skip
+            env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
         )
 
     quiet, verbose = run(), run("--verbose")
@@ -166,7 +164,7 @@ def test_sweep_writes_the_run_folder_and_resumes(tmp_path):
     assert "not run (checks = false)" in (folder / "report.md").read_text()
     # A rerun with the same settings has nothing left to do.
     code, out, _ = run_cli("sweep", "--out", str(tmp_path), "--name", "t", *TINY)
-    assert code == 0 and "train eps" not in out
+    assert code == 0 and " | cell " not in out and "| epoch " not in out
     # Other settings into the same folder are refused.
     code, _, err = run_cli(
         "sweep", "--out", str(tmp_path), "--name", "t", *TINY, "--seed", "5"
@@ -257,7 +255,10 @@ def test_train_then_evaluate(tmp_path):
     )
     assert code == 0, err[-2000:]
     lines = out.strip().splitlines()
-    assert lines[0] == "attack | eps 0 | eps 0.2"
+    # a line per attack run first, with its place and the time left
+    assert lines[0].startswith("fgsm eps 0.2 | robust acc 0.")
+    assert " | attack 1/1 | " in lines[0] and lines[1].startswith("sanity checks on 64")
+    lines = lines[lines.index("attack | eps 0 | eps 0.2") :]
     clean, attacked = (float(v) for v in lines[1].split("|")[1:])
     assert attacked < clean
     assert lines[2].startswith("worst case |")

@@ -155,3 +155,27 @@ def test_bad_arguments_raise(trained_image_model, images, kwargs, match):
 def test_rejects_what_is_not_a_model(images):
     with pytest.raises(ValueError, match="keras.Model"):
         evaluate_robustness(lambda x: x, images, epsilons=[0.1])
+
+
+def test_verbose_says_each_attack_run_with_its_place(
+    trained_image_model, images, capsys
+):
+    x, y = images
+    result = evaluate_robustness(
+        trained_image_model, (x[:32], y[:32]), epsilons=[0, 0.05, 0.1],
+        attacks=["fgsm", "pgd3"], checks=False, verbose=1,
+    )  # fmt: skip
+    lines = capsys.readouterr().out.strip().splitlines()
+    # one line per attack and nonzero budget, in order, with its accuracy
+    assert [line.split(" | ")[0] for line in lines] == [
+        "fgsm eps 0.05", "fgsm eps 0.1", "pgd3 eps 0.05", "pgd3 eps 0.1"
+    ]  # fmt: skip
+    assert (
+        lines[3].split(" | ")[1]
+        == f"robust acc {result.robust_accuracy['pgd3'][2]:.3f}"
+    )
+    assert [line.split(" | ")[2] for line in lines] == [
+        "attack 1/4", "attack 2/4", "attack 3/4", "attack 4/4"
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="verbose"):
+        evaluate_robustness(trained_image_model, (x, y), epsilons=[0.1], verbose=2)

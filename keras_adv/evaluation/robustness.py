@@ -16,6 +16,7 @@ from keras_adv.attacks.names import get
 from keras_adv.attacks.names import name_of
 from keras_adv.attacks.square import Square
 from keras_adv.evaluation import sanity_checks
+from keras_adv.evaluation.eta import Eta
 from keras_adv.evaluation.probe import ProbeSet
 from keras_adv.evaluation.probe import check_single_output
 
@@ -92,6 +93,7 @@ def evaluate_robustness(
     seed: int | None = None,
     perturb: "str | keras.layers.Layer | None" = None,
     relative_budget: bool = False,
+    verbose: int = 0,
 ) -> "RobustnessResult":
     """Robust accuracy of `model` under each attack at each epsilon, and the worst case.
 
@@ -129,6 +131,9 @@ def evaluate_robustness(
             `checks=False`. Defaults to `None` (the inputs).
         relative_budget: with `perturb`, each epsilon is a share of each
             example's norm at the layer. Defaults to `False` (absolute).
+        verbose: 1 prints a line as each attack finishes each epsilon
+            (robust accuracy, its place, time spent and left) and one before
+            the sanity checks; 0 prints nothing. Defaults to 0.
 
     Returns:
         A `RobustnessResult`.
@@ -171,10 +176,20 @@ def evaluate_robustness(
     )
     for clip in {attack.clip for attack in named.values()}:  # at epsilon 0 too
         probe.check_range(clip)
-    clean, correct = _correct_per_example(probe, model, named, epsilons)
+    if not isinstance(verbose, (int, np.integer)) or verbose not in (0, 1):
+        raise ValueError(
+            f"Argument `verbose` must be 0 or 1. Received: verbose={verbose!r}"
+        )
+    say = print if verbose else None
+    clean, correct = _correct_per_example(probe, model, named, epsilons, say)
     worst = worst_case(clean, correct)
     found = []
     if checks:
+        if say is not None:
+            say(
+                f"sanity checks on {len(probe)} examples (about two more "
+                "epsilons of attacks)"
+            )
         found = sanity_checks.run_checks(
             probe, model, clean, named, epsilons, correct, worst, tolerance, seed
         )
@@ -211,13 +226,15 @@ def worst_case(clean, correct):
     return [np.logical_and.reduce([clean, *column]) for column in columns]
 
 
-def _correct_per_example(probe, model, named, epsilons):
+def _correct_per_example(probe, model, named, epsilons, say=None):
     """`(clean, {name: [per-example correctness at each epsilon]})`.
 
     The clean results come with the first attack run (no separate clean
-    pass unless every budget is 0); at epsilon 0 no attack runs.
+    pass unless every budget is 0); at epsilon 0 no attack runs. `say`, if
+    given, gets a line per attack run.
     """
     clean, correct = None, {}
+    eta = Eta(len(named) * sum(1 for eps in epsilons if eps > 0))
     for name, attack in named.items():
         correct[name] = []
         for eps in epsilons:
@@ -227,6 +244,11 @@ def _correct_per_example(probe, model, named, epsilons):
             outcome = probe.run(model, attack, epsilon=eps)
             clean = outcome.clean if clean is None else clean
             correct[name].append(outcome.correct)
+            if say is not None:
+                say(
+                    f"{name} eps {eps:g} | robust acc {outcome.correct.mean():.3f} "
+                    f"| attack {eta.step()}"
+                )
     if clean is None:
         clean = probe.clean_correct(model)
     for columns in correct.values():

@@ -97,7 +97,6 @@ def _sweep(args):
         settings,
         out_dir,
         overwrite=options.get("overwrite", False),
-        on_cell=lambda cell: say(_cell_line(cell)),
         progress=None if options.get("quiet") else say,
         shard=shard,
         executor=executor,
@@ -140,19 +139,11 @@ def _write_report(out_dir, say):
     say(f"report: {os.path.join(out_dir, 'report.md')}")
 
 
-def _cell_line(cell):
-    """One finished cell, as the sweep prints it."""
-    return (
-        f"train eps {cell['train_epsilon']:g} | {cell['attack']} eps "
-        f"{cell['attack_epsilon']:g} | robust acc {cell['robust_accuracy']:.3f} "
-        f"| drift {cell['prediction_drift']:.3f} | flip {cell['flip_rate']:.3f}"
-    )
-
-
 def _train(args):
     from keras_adv.evaluation.robustness import evaluate_robustness
     from keras_adv.experiments.data import identity
     from keras_adv.experiments.data import load
+    from keras_adv.experiments.progress import Progress
     from keras_adv.experiments.results_store import save_model
     from keras_adv.experiments.sweep import train_model
 
@@ -168,9 +159,9 @@ def _train(args):
     )
     epsilon = options.get("epsilon", 0.1)
     data = load(settings.dataset, seed=settings.seed)
-    model, record = train_model(
-        settings, epsilon, data, 0 if options.get("quiet") else 2
-    )
+    quiet = options.get("quiet")
+    progress = [] if quiet else [Progress(say, f"model (train eps {epsilon:g})")]
+    model, record = train_model(settings, epsilon, data, 0, progress)
     seconds = record["seconds"]
     save_model(
         model, args.output, trained_on=identity(settings.dataset, data, settings.seed)
@@ -230,7 +221,6 @@ def _reproduce(args):
         out_dir,
         overrides,
         overwrite=bool(args.overwrite),
-        on_cell=lambda cell: say(_cell_line(cell)),
         progress=None if args.quiet else say,
     )
     say(text)
@@ -298,6 +288,7 @@ def _evaluate(args):
             checks=not args.no_checks,
             max_examples=options.get("max_test_examples", 1000),
             seed=seed,
+            verbose=0 if options.get("quiet") else 1,
         )
     say("attack | " + " | ".join(f"eps {eps:g}" for eps in result.epsilons))
     rows = {**result.robust_accuracy, attack_names.WORST_CASE: result.worst_case}

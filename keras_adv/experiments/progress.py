@@ -1,4 +1,4 @@
-"""Where a long sweep is: one line per epoch, with the time left.
+"""Where a long sweep is: a line per epoch and per cell, with the time left.
 
 Each line names the trained model's place in the sweep (model 2 of 4, its
 training budget), the epoch, the training's accuracy (adversarial accuracy
@@ -12,14 +12,7 @@ import time
 
 import keras
 
-
-def duration(seconds):
-    """`"45 s"`, `"12.5 min"` or `"3.2 h"`."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
+from keras_adv.evaluation.eta import duration
 
 
 class Progress(keras.callbacks.Callback):
@@ -39,6 +32,8 @@ class Progress(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.start = self.clock()
+        epochs = self.params.get("epochs", 0)
+        self.say(f"{self.label} | training, {epochs} epoch{'s' * (epochs != 1)}")
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -60,3 +55,12 @@ class Progress(keras.callbacks.Callback):
             tail += f", {duration(sweep_left)} for the sweep's trainings"
         parts.append(tail)
         self.say(" | ".join(parts))
+
+
+def cell_line(cell):
+    """One finished cell of a sweep: budgets, attack and what it measured."""
+    return (
+        f"train eps {cell['train_epsilon']:g} | {cell['attack']} eps "
+        f"{cell['attack_epsilon']:g} | robust acc {cell['robust_accuracy']:.3f} "
+        f"| drift {cell['prediction_drift']:.3f} | flip {cell['flip_rate']:.3f}"
+    )

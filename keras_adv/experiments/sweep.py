@@ -30,6 +30,7 @@ from keras_adv import argument_validation as validation
 from keras_adv.attacks import names as attack_names
 from keras_adv.attacks.names import WORST_CASE
 from keras_adv.evaluation import sanity_checks
+from keras_adv.evaluation.eta import Eta
 from keras_adv.evaluation.probe import ProbeSet
 from keras_adv.evaluation.probe import standard_metrics
 from keras_adv.evaluation.robustness import worst_case
@@ -40,6 +41,7 @@ from keras_adv.experiments.data import fingerprint
 from keras_adv.experiments.data import identity
 from keras_adv.experiments.data import load
 from keras_adv.experiments.progress import Progress
+from keras_adv.experiments.progress import cell_line
 from keras_adv.experiments.results_store import RESULTS
 from keras_adv.experiments.results_store import ResultsFolderError
 from keras_adv.experiments.results_store import write_json as _write_json
@@ -412,6 +414,10 @@ def run_sweep(
         results_store.merge(out_dir)
     mine = (shard or Shard()).pick(settings.train_epsilons)
     todo = [eps for eps in mine if not results_store.finished(_unit(out_dir, eps))]
+    if progress is not None:
+        for eps in mine:
+            if eps not in todo:
+                progress(f"train eps {eps:g} | done in an earlier run, skipped")
     if executor is None:
         untrained = [eps for eps in todo if _saved_model(out_dir, eps) is None]
         for train_eps in todo:
@@ -420,7 +426,10 @@ def run_sweep(
                 place = untrained.index(train_eps)
                 label = f"model {place + 1}/{len(untrained)} (train eps {train_eps:g})"
                 callbacks = [Progress(progress, label, len(untrained) - place - 1)]
-            run_unit(settings, out_dir, train_eps, data, verbose, on_cell, callbacks)
+            run_unit(
+                settings, out_dir, train_eps, data, verbose, on_cell, callbacks,
+                say=progress,
+            )  # fmt: skip
     else:
         executor.run(settings, out_dir, todo, on_cell=on_cell, progress=progress)
     with results_store.locked(out_dir):
@@ -459,13 +468,23 @@ def _unit(out_dir, eps):
     return results_store.read_unit(out_dir, results_store.unit_name(eps))
 
 
-def run_unit(settings, out_dir, train_eps, data, verbose=0, on_cell=None, callbacks=()):
+def run_unit(
+    settings,
+    out_dir,
+    train_eps,
+    data,
+    verbose=0,
+    on_cell=None,
+    callbacks=(),
+    say=None,
+):
     """Computes (or finishes) the unit of training budget `train_eps`.
 
     Claims the unit first: if another process holds it, returns that
     process's id and does nothing; else computes what the unit's file lacks,
     writing it (and merging `results.json`) after every step, and returns
-    `None`.
+    `None`. `say`, if given, gets a line per finished cell (its place and
+    the time left), and says what an earlier run had done.
     """
     unit = results_store.unit_name(train_eps)
     with results_store.claimed(out_dir, unit) as owner:
@@ -475,7 +494,7 @@ def run_unit(settings, out_dir, train_eps, data, verbose=0, on_cell=None, callba
         if results_store.finished(record):
             return None  # finished by another process since it was listed
         record = record or {"train_epsilon": train_eps, "cells": []}
-        _fill_unit(settings, out_dir, data, record, verbose, on_cell, callbacks)
+        _fill_unit(settings, out_dir, data, record, verbose, on_cell, callbacks, say)
     return None
 
 
@@ -495,7 +514,9 @@ def run_unit_in_own_process(settings, out_dir, train_eps, progress=None, label=N
         )
     cells = []
     callbacks = [] if progress is None else [Progress(progress, label, 0)]
-    owner = run_unit(settings, out_dir, train_eps, data, 0, cells.append, callbacks)
+    owner = run_unit(
+        settings, out_dir, train_eps, data, 0, cells.append, callbacks, say=progress
+    )
     return owner, cells
 
 
@@ -507,7 +528,9 @@ def _save_unit(out_dir, record):
         results_store.merge(out_dir)
 
 
-def _fill_unit(settings, out_dir, data, record, verbose, on_cell, callbacks=()):
+def _fill_unit(
+    settings, out_dir, data, record, verbose, on_cell, callbacks=(), say=None
+):
     """Computes what the unit's `record` lacks, writing it after every step."""
     train_eps = record["train_epsilon"]
     test = ProbeSet(data[1], max_examples=settings.max_test_examples)
@@ -525,9 +548,18 @@ def _fill_unit(settings, out_dir, data, record, verbose, on_cell, callbacks=()):
         for eps in settings.attack_epsilons
         if (name, eps) not in done
     ]
+    where = f"train eps {train_eps:g}"
+    say = say or (lambda line: None)
+    saved = _saved_model(out_dir, train_eps, record)
+    if saved is not None:
+        say(f"{where} | model trained in an earlier run, loaded from {saved}")
     model = _trained_model(
         settings, train_eps, data, out_dir, record, verbose, callbacks
     )
+    cells = len(settings.attacks) * len(settings.attack_epsilons)
+    if done:
+        say(f"{where} | {len(done)} of {cells} cells done in an earlier run, skipped")
+    eta = Eta(cells, done=len(done))
     # One attack and one metric set per name: compiled once, the budget
     # of each cell passed as a tensor.
     tools = {
@@ -552,6 +584,7 @@ def _fill_unit(settings, out_dir, data, record, verbose, on_cell, callbacks=()):
         }
         record["cells"].append(cell)
         _save_unit(out_dir, record)
+        say(f"{cell_line(cell)} | cell {eta.step()}")
         if on_cell is not None:
             on_cell(cell)
     attacks = {name: attack for name, (attack, _) in tools.items()}
@@ -559,6 +592,8 @@ def _fill_unit(settings, out_dir, data, record, verbose, on_cell, callbacks=()):
         attack.seed_generator.state.assign(starts[name])
     if clean is None:  # resumed after every cell was done
         clean = test.clean_correct(model)
+    if settings.checks:
+        say(f"{where} | sanity checks (about two more epsilons of attacks)")
     _add_worst_case_and_checks(settings, model, test, clean, attacks, record)
     _save_unit(out_dir, record)
 
