@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # this project's machines. The package itself asks only for a range.
 TORCH ?= 2.13.0
 
-.PHONY: demo test test-fast test-oldest-keras check-install lint bench clean
+.PHONY: demo sample docs test test-fast test-oldest-keras check-install lint bench clean
 
 # The demo needs keras-adv and one backend (TensorFlow unless told:
 # `make demo DEMO_BACKEND=jax`); the suite needs all three and the extras.
@@ -24,12 +24,19 @@ $(DEMO_STAMP): pyproject.toml
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,tensorflow,jax,ray]" \
+	$(BIN)/python -m pip install --quiet -e ".[dev,docs,tensorflow,jax,ray]" \
 		"torch==$(TORCH)"
 	touch $@
 
 demo: $(DEMO_STAMP)
 	KERAS_BACKEND=$(DEMO_BACKEND) $(BIN)/keras-adv sweep --name demo
+
+# docs/sample/: a fresh demo run's results.json, report and figures (the
+# suite checks the report is what the report code renders from them).
+sample: $(DEMO_STAMP)
+	rm -rf runs/sample
+	KERAS_BACKEND=$(DEMO_BACKEND) $(BIN)/keras-adv sweep --name sample --quiet
+	cp runs/sample/results.json runs/sample/report.md runs/sample/*.png docs/sample/
 
 # The whole suite once per Keras backend (KERAS_BACKEND is read at import),
 # spread over TEST_WORKERS processes (pytest-xdist; 0 runs in one process).
@@ -80,6 +87,11 @@ check-install:
 		exit 1; fi
 	cd $(INSTALL_CHECK_DIR) && KERAS_BACKEND=$(INSTALL_CHECK_BACKEND) \
 		venv/bin/keras-adv sweep --quick --name quick
+
+# The documentation site (mkdocs.yml): API reference from the docstrings,
+# the examples as tutorials; strict, so any warning fails (CI runs it).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

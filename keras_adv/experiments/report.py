@@ -1,6 +1,7 @@
 """Tables and figures from sweep results: rendering only, no computation."""
 
 import csv
+import math
 import os
 
 import matplotlib
@@ -24,6 +25,47 @@ COLUMNS = (
     "flip_rate",
 )
 FIGURES = ("heatmap.png", "robust_accuracy.png", "strength_vs_effect.png")
+CSV_DIGITS = 4  # the CSV's floats, rounded: the examples resolve no more
+NORM_NAMES = {"linf": "L-inf", "l2": "L2", "l1": "L1"}
+DEFINITIONS = (
+    "Definitions, per test image, averaged over the images: **L-inf** and "
+    "**L2** are the norms of the perturbation the attack found; **drift** is "
+    "the L2 distance between the model's clean and attacked probability "
+    "vectors (0: unchanged; at most 1.41, all mass moved to another class); "
+    "**KL** is KL(clean || attacked) of those probabilities; **flip rate** is "
+    "the share of images whose predicted class changes under attack, right "
+    "or wrong before. Higher drift, KL and flip rate at a budget mean a weaker "
+    "defense."
+)
+
+
+def examples(results):
+    """How many test images the cells were measured on, or None if unknown."""
+    available = results.get("data", {}).get("test_examples")
+    if available is None:
+        return None
+    return min(available, results["settings"]["max_test_examples"])
+
+
+def wilson(accuracy, n, z=1.96):
+    """The 95% Wilson score interval of an accuracy measured on `n` examples."""
+    centre = (accuracy + z * z / (2 * n)) / (1 + z * z / n)
+    half = (
+        z
+        / (1 + z * z / n)
+        * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n))
+    )
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _norms(results):
+    """The attacks' norms, as the report names them (`L-inf`, `L2`)."""
+    configs = results.get("attack_configs", {})
+    found = {
+        configs.get(name, {}).get("norm", "linf")
+        for name in results["settings"]["attacks"]
+    }
+    return " and ".join(NORM_NAMES.get(norm, norm) for norm in sorted(found))
 
 
 def _grid(results):
@@ -64,10 +106,16 @@ def write_report(results, out_dir):
 
 
 def _csv_of(results):
+    def rounded(cell):
+        return {
+            key: round(value, CSV_DIGITS) if isinstance(value, float) else value
+            for key, value in cell.items()
+        }
+
     def write(handle):
         writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(results["cells"])
+        writer.writerows(rounded(cell) for cell in results["cells"])
 
     return write
 
@@ -162,23 +210,38 @@ def markdown(results):
     """The report a person reads: settings, robust accuracy, strength vs effect."""
     settings = results["settings"]
     train_eps, attacks, attack_eps, cells = _grid(results)
+    n = examples(results)
+    used = (
+        f"{n} test images (the first {n} of the test split)"
+        if n is not None
+        else f"up to {settings['max_test_examples']} test images"
+    )
     parts = [
         "# keras-adv sweep",
         f"Dataset `{settings['dataset']}`; model `{settings.get('model', 'small_cnn')}`"
         f"{_model_detail(results)}, trained with "
         f"`{settings['train_attack']}` and the `{settings['objective']}` objective "
         f"for {settings['epochs']} epochs (seed {settings['seed']}); attacked on "
-        f"up to {settings['max_test_examples']} test images. Budgets are L-inf on "
-        "the [0, 1] input scale.",
+        f"{used}. Budgets are {_norms(results)} norms on the [0, 1] input scale.",
         _recipe_line(settings),
     ]
+    if n is not None:
+        low, high = wilson(0.5, n)
+        parts.append(
+            f"Each accuracy is followed by the half-width of its 95% interval "
+            f"for {n} images (Wilson score interval, the wider side): at most "
+            f"±{(high - low) / 2:.3f}, near 0.5. Two numbers closer than their "
+            "intervals are not told apart by these images."
+        )
     for attack in attacks:
         rows = []
         for t in train_eps:
             row = [f"train eps {t:g}"]
             for a in attack_eps:
                 cell = cells.get((t, attack, a))
-                row.append("-" if cell is None else f"{cell['robust_accuracy']:.3f}")
+                row.append(
+                    "-" if cell is None else _accuracy(cell["robust_accuracy"], n)
+                )
             rows.append(row)
         title = (
             "## Worst case over all attacks (robust only if no attack broke it)"
@@ -213,6 +276,7 @@ def markdown(results):
             ["train eps", "attack eps", "L-inf", "L2", "drift (L2)", "KL", "flip rate"],
             rows,
         ),
+        DEFINITIONS,
         "## Figures",
         *[f"![{name[:-4]}]({name})" for name in FIGURES],
     ]
@@ -243,6 +307,14 @@ def _checks_section(results):
     ]
 
 
+def _accuracy(value, n):
+    """`0.889 ±0.029`: the accuracy and its interval's wider half, for n images."""
+    if n is None:
+        return f"{value:.3f}"
+    low, high = wilson(value, n)
+    return f"{value:.3f} ±{max(value - low, high - value):.3f}"
+
+
 def _value(cells, t, attack, a, key):
     cell = cells.get((t, attack, a))
     return "-" if cell is None else f"{cell[key]:.3f}"
@@ -261,7 +333,7 @@ def _heatmap(results):
         for t in train_eps
     ]
     figure, axes = plt.subplots(
-        figsize=(1.0 + 0.8 * len(attack_eps), 1.2 + 0.6 * len(train_eps))
+        figsize=(2.5 + 0.8 * len(attack_eps), 1.8 + 0.6 * len(train_eps))
     )
     image = axes.imshow(values, vmin=0, vmax=1, cmap="viridis", aspect="auto")
     for i, row in enumerate(values):
@@ -275,16 +347,31 @@ def _heatmap(results):
                 color="white" if value < 0.6 else "black",
                 fontsize=8,
             )
+    settings, n = results["settings"], examples(results)
+    named = (
+        f"worst case over {', '.join(settings['attacks'])}"
+        if attack == WORST_CASE
+        else attack
+    )
+    doubled = any(
+        check["name"] == "more_iterations_change_little" and not check["passed"]
+        for entry in results.get("checks", [])
+        for check in entry["checks"]
+    )
+    if attack == WORST_CASE and doubled:
+        named += " (+ doubled steps where a check asked)"
+    images = f"{n} test images" if n is not None else "test images"
     axes.set(
         xticks=range(len(attack_eps)),
         xticklabels=[f"{a:g}" for a in attack_eps],
         yticks=range(len(train_eps)),
         yticklabels=[f"{t:g}" for t in train_eps],
-        xlabel="attack epsilon",
+        xlabel=f"attack epsilon ({_norms(results)})",
         ylabel="training epsilon",
-        title=f"Robust accuracy under {attack}",
+        title=f"Robust accuracy, {named}\n{settings['dataset']}, {images}",
     )
-    figure.colorbar(image, ax=axes)
+    bar = figure.colorbar(image, ax=axes)
+    bar.set_label("robust accuracy (higher: stronger)")
     figure.tight_layout()
     return figure
 
@@ -303,7 +390,10 @@ def _curves(results):
             ]
             axis.plot(*zip(*points, strict=True), marker="o", label=f"train eps {t:g}")
         axis.set(
-            xlabel="attack epsilon", ylabel="robust accuracy", ylim=(0, 1), title=attack
+            xlabel=f"attack epsilon ({_norms(results)})",
+            ylabel="robust accuracy (higher: stronger defense)",
+            ylim=(0, 1),
+            title=attack if attack != WORST_CASE else "worst case over the attacks",
         )
         axis.legend(fontsize=8)
     figure.tight_layout()
@@ -316,18 +406,24 @@ def _strength_vs_effect(results):
     figure, axis = plt.subplots(figsize=(5.5, 3.8))
     for t in train_eps:
         points = [
-            (
-                cells[(t, attack, a)]["perturbation_l2"],
-                cells[(t, attack, a)]["prediction_drift"],
-            )
+            (a, cells[(t, attack, a)]["prediction_drift"])
             for a in attack_eps
             if (t, attack, a) in cells
         ]
         axis.plot(*zip(*points, strict=True), marker="o", label=f"train eps {t:g}")
     axis.set(
-        xlabel="attack strength: mean L2 norm of the perturbation",
-        ylabel="defense effect: prediction drift (L2)",
+        xlabel=f"attack strength: the budget epsilon ({_norms(results)})",
+        ylabel="prediction drift (L2 of probabilities)",
+        ylim=(0, None),
         title=f"Attack strength vs defense effect ({attack})",
+    )
+    axis.text(
+        0.02,
+        0.97,
+        "lower drift at a budget: stronger defense",
+        transform=axis.transAxes,
+        va="top",
+        fontsize=8,
     )
     axis.legend(fontsize=8)
     figure.tight_layout()
