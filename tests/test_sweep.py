@@ -164,6 +164,30 @@ def test_an_interrupted_sweep_resumes_without_redoing_cells(tmp_path, serial):
 
 
 @pytest.mark.slow
+def test_a_resumed_sweep_gives_the_uninterrupted_checks(tmp_path):
+    """Interrupted inside the second model's cells, resumed: the sanity checks
+    (paired with the table's own results) and the worst case are those of an
+    uninterrupted sweep, evidence and all."""
+    settings = SweepSettings(**{**TINY, "checks": True})
+    whole = run_sweep(settings, tmp_path / "whole")
+    seen = []
+
+    def interrupt_after_five(cell):
+        seen.append(cell)
+        if len(seen) == 5:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_sweep(settings, tmp_path / "cut", on_cell=interrupt_after_five)
+    resumed = run_sweep(settings, tmp_path / "cut")
+    assert resumed["checks"] == whole["checks"]
+    assert [c["name"] for c in resumed["checks"][1]["checks"]][-2:] == [
+        "more_iterations_change_little", "black_box_not_stronger"
+    ]  # fmt: skip
+    assert _sorted_cells(resumed) == _sorted_cells(whole)  # worst cases included
+
+
+@pytest.mark.slow
 def test_other_settings_are_refused_unless_overwriting(tmp_path, serial):
     shutil.copytree(serial[0], tmp_path, dirs_exist_ok=True)
     other = SweepSettings(**{**TINY, "epochs": 2})
