@@ -43,13 +43,13 @@ class PerturbationNorm(keras.metrics.Metric):
         reduction: `"mean"` or `"max"` over examples. Defaults to `"mean"`.
         name: the metric's name. Defaults to `"perturbation_<norm>"`.
 
-    Example:
+    Examples:
 
-    >>> import numpy as np
-    >>> metric = PerturbationNorm("l2")
-    >>> metric.update_state(np.zeros((2, 4)), np.full((2, 4), 0.5))
-    >>> float(metric.result())
-    1.0
+        >>> import numpy as np
+        >>> metric = PerturbationNorm("l2")
+        >>> metric.update_state(np.zeros((2, 4)), np.full((2, 4), 0.5))
+        >>> float(metric.result())
+        1.0
     """
 
     def __init__(

@@ -71,17 +71,19 @@ class APGD(Attack):
             Defaults to `True`.
         loss: `"ce"` (crossentropy), `"dlr"` (needs 3 classes) or any attack
             loss (see `keras_adv.attacks.Attack`). Defaults to `"ce"`.
-        clip, targeted, from_logits, seed: see `keras_adv.attacks.Attack`.
 
-    Example:
+    `clip`, `targeted`, `from_logits` and `seed` are as in
+    `keras_adv.attacks.Attack`.
 
-    >>> import numpy as np, keras
-    >>> from keras_adv.attacks import APGD
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    >>> x = np.random.rand(8, 4).astype("float32")
-    >>> x_adv = APGD(0.1, steps=10, seed=0).generate(model, x, np.arange(8) % 3)
-    >>> bool(np.abs(x_adv - x).max() <= 0.1 + 1e-6)
-    True
+    Examples:
+
+        >>> import numpy as np, keras
+        >>> from keras_adv.attacks import APGD
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        >>> x = np.random.rand(8, 4).astype("float32")
+        >>> x_adv = APGD(0.1, steps=10, seed=0).generate(model, x, np.arange(8) % 3)
+        >>> bool(np.abs(x_adv - x).max() <= 0.1 + 1e-6)
+        True
     """
 
     def __init__(

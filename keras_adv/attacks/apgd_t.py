@@ -30,18 +30,20 @@ class APGDT(APGD):
         steps: iterations per target class. Defaults to 100.
         target_classes: how many target classes to try (at most the number of
             classes minus one are used). Defaults to 9 (AutoAttack's).
-        restarts, rho, random_start, clip, from_logits, seed: see `APGD`.
 
-    Example:
+    `restarts`, `rho`, `random_start`, `clip`, `from_logits` and `seed` are as in
+    `APGD`.
 
-    >>> import numpy as np, keras
-    >>> from keras_adv.attacks import APGDT
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5)])
-    >>> x = np.random.rand(8, 4).astype("float32")
-    >>> attack = APGDT(0.1, steps=10, target_classes=3, seed=0)
-    >>> x_adv = attack.generate(model, x, np.arange(8) % 5)
-    >>> bool(np.abs(x_adv - x).max() <= 0.1 + 1e-6)
-    True
+    Examples:
+
+        >>> import numpy as np, keras
+        >>> from keras_adv.attacks import APGDT
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5)])
+        >>> x = np.random.rand(8, 4).astype("float32")
+        >>> attack = APGDT(0.1, steps=10, target_classes=3, seed=0)
+        >>> x_adv = attack.generate(model, x, np.arange(8) % 5)
+        >>> bool(np.abs(x_adv - x).max() <= 0.1 + 1e-6)
+        True
     """
 
     def __init__(

@@ -28,17 +28,19 @@ class FGSM(PGD):
             Defaults to `False`.
         step_size: the step in `norm`. Defaults to `None`: `epsilon`, or
             `1.25 * epsilon` with a random start.
-        clip, targeted, loss, from_logits, seed: see `keras_adv.attacks.Attack`.
 
-    Example:
+    `clip`, `targeted`, `loss`, `from_logits` and `seed` are as in
+    `keras_adv.attacks.Attack`.
 
-    >>> import numpy as np, keras
-    >>> from keras_adv.attacks import FGSM
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    >>> x = np.full((2, 4), 0.5, dtype="float32")
-    >>> x_adv = FGSM(epsilon=0.1).generate(model, x, np.array([0, 1]))
-    >>> np.allclose(np.abs(x_adv - x), 0.1)  # every pixel moves by epsilon
-    True
+    Examples:
+
+        >>> import numpy as np, keras
+        >>> from keras_adv.attacks import FGSM
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        >>> x = np.full((2, 4), 0.5, dtype="float32")
+        >>> x_adv = FGSM(epsilon=0.1).generate(model, x, np.array([0, 1]))
+        >>> np.allclose(np.abs(x_adv - x), 0.1)  # every pixel moves by epsilon
+        True
     """
 
     def __init__(

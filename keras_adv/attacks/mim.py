@@ -32,17 +32,19 @@ class MIM(Attack):
             `epsilon / steps` (the paper's, so the steps span the ball).
         random_start: start from a uniform draw in the ball instead of `x`.
             Defaults to `False` (the paper's).
-        clip, targeted, loss, from_logits, seed: see `keras_adv.attacks.Attack`.
 
-    Example:
+    `clip`, `targeted`, `loss`, `from_logits` and `seed` are as in
+    `keras_adv.attacks.Attack`.
 
-    >>> import numpy as np, keras
-    >>> from keras_adv.attacks import MIM
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    >>> x = np.random.rand(8, 4).astype("float32")
-    >>> x_adv = MIM(epsilon=0.1, steps=5).generate(model, x, np.arange(8) % 3)
-    >>> bool(np.abs(x_adv - x).max() <= 0.1 + 1e-6)
-    True
+    Examples:
+
+        >>> import numpy as np, keras
+        >>> from keras_adv.attacks import MIM
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        >>> x = np.random.rand(8, 4).astype("float32")
+        >>> x_adv = MIM(epsilon=0.1, steps=5).generate(model, x, np.arange(8) % 3)
+        >>> bool(np.abs(x_adv - x).max() <= 0.1 + 1e-6)
+        True
     """
 
     def __init__(

@@ -46,12 +46,12 @@ def get(name: "str | Attack", epsilon: float = 0.0, seed: int | None = None) -> 
         An `Attack` with the literature's defaults for everything the name
         does not say (AutoAttack's for APGD, APGD-T and Square).
 
-    Example:
+    Examples:
 
-    >>> from keras_adv import attacks
-    >>> attack = attacks.get("pgd20", epsilon=8 / 255)
-    >>> attack.steps, attacks.name_of(attack)
-    (20, 'pgd20')
+        >>> from keras_adv import attacks
+        >>> attack = attacks.get("pgd20", epsilon=8 / 255)
+        >>> attack.steps, attacks.name_of(attack)
+        (20, 'pgd20')
     """
     if isinstance(name, Attack):
         return name

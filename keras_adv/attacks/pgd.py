@@ -38,18 +38,20 @@ class PGD(Attack):
             Defaults to `True`.
         restarts: independent random starts; each example keeps its worst
             case. Needs `random_start=True` when above 1. Defaults to 1.
-        clip, targeted, loss, from_logits, seed: see `keras_adv.attacks.Attack`.
 
-    Example:
+    `clip`, `targeted`, `loss`, `from_logits` and `seed` are as in
+    `keras_adv.attacks.Attack`.
 
-    >>> import numpy as np, keras
-    >>> from keras_adv.attacks import PGD
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    >>> x = np.random.rand(8, 4).astype("float32")
-    >>> y = np.arange(8) % 3
-    >>> x_adv = PGD(epsilon=0.1, steps=5, seed=0).generate(model, x, y)
-    >>> bool(np.abs(x_adv - x).max() <= 0.1 + 1e-6)
-    True
+    Examples:
+
+        >>> import numpy as np, keras
+        >>> from keras_adv.attacks import PGD
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        >>> x = np.random.rand(8, 4).astype("float32")
+        >>> y = np.arange(8) % 3
+        >>> x_adv = PGD(epsilon=0.1, steps=5, seed=0).generate(model, x, y)
+        >>> bool(np.abs(x_adv - x).max() <= 0.1 + 1e-6)
+        True
     """
 
     def __init__(

@@ -38,22 +38,24 @@ class Square(Attack):
             Defaults to 5000 (AutoAttack's).
         p_init: the share of the image the first windows cover. Defaults to
             0.8 (AutoAttack's).
-        clip, targeted, from_logits, seed: see `keras_adv.attacks.Attack`.
         loss: `None` for the margin (a target's margin when `targeted`), or
             an attack loss to raise (see `keras_adv.attacks.Attack`).
             Defaults to `None`.
 
-    Example:
+    `clip`, `targeted`, `from_logits` and `seed` are as in
+    `keras_adv.attacks.Attack`.
 
-    >>> import numpy as np, keras
-    >>> from keras_adv.attacks import Square
-    >>> model = keras.Sequential(
-    ...     [keras.Input((6, 6, 1)), keras.layers.Flatten(), keras.layers.Dense(3)]
-    ... )
-    >>> x = np.random.rand(4, 6, 6, 1).astype("float32")
-    >>> x_adv = Square(0.1, queries=50, seed=0).generate(model, x, np.arange(4) % 3)
-    >>> bool(np.abs(x_adv - x).max() <= 0.1 + 1e-6)
-    True
+    Examples:
+
+        >>> import numpy as np, keras
+        >>> from keras_adv.attacks import Square
+        >>> model = keras.Sequential(
+        ...     [keras.Input((6, 6, 1)), keras.layers.Flatten(), keras.layers.Dense(3)]
+        ... )
+        >>> x = np.random.rand(4, 6, 6, 1).astype("float32")
+        >>> x_adv = Square(0.1, queries=50, seed=0).generate(model, x, np.arange(4) % 3)
+        >>> bool(np.abs(x_adv - x).max() <= 0.1 + 1e-6)
+        True
     """
 
     uses_gradients = False

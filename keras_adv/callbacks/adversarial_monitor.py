@@ -57,17 +57,17 @@ class AdversarialMonitor(keras.callbacks.Callback):
             example's norm at the layer. Defaults to `None`: the
             `AdversarialModel`'s own setting, else `False` (absolute).
 
-    Example:
+    Examples:
 
-    >>> import keras, numpy as np
-    >>> from keras_adv.callbacks import AdversarialMonitor
-    >>> x = np.random.rand(64, 4).astype("float32"); y = np.arange(64) % 2
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    >>> model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(True))
-    >>> history = model.fit(x, y, epochs=2, verbose=0,
-    ...                     callbacks=[AdversarialMonitor((x, y), epsilon=0.1)])
-    >>> round(history.history["adv_perturbation_linf"][-1], 4)
-    0.1
+        >>> import keras, numpy as np
+        >>> from keras_adv.callbacks import AdversarialMonitor
+        >>> x = np.random.rand(64, 4).astype("float32"); y = np.arange(64) % 2
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        >>> model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(True))
+        >>> history = model.fit(x, y, epochs=2, verbose=0,
+        ...                     callbacks=[AdversarialMonitor((x, y), epsilon=0.1)])
+        >>> round(history.history["adv_perturbation_linf"][-1], 4)
+        0.1
     """
 
     def __init__(

@@ -138,17 +138,17 @@ def evaluate_robustness(
     Returns:
         A `RobustnessResult`.
 
-    Example:
+    Examples:
 
-    >>> import numpy as np, keras
-    >>> from keras_adv import PGD, evaluate_robustness
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    >>> x = np.random.rand(16, 4).astype("float32")
-    >>> result = evaluate_robustness(
-    ...     model, (x, np.arange(16) % 3), epsilons=[0.1],
-    ...     attacks=[PGD(0.1, steps=5)], checks=False)
-    >>> len(result.worst_case)
-    1
+        >>> import numpy as np, keras
+        >>> from keras_adv import PGD, evaluate_robustness
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        >>> x = np.random.rand(16, 4).astype("float32")
+        >>> result = evaluate_robustness(
+        ...     model, (x, np.arange(16) % 3), epsilons=[0.1],
+        ...     attacks=[PGD(0.1, steps=5)], checks=False)
+        >>> len(result.worst_case)
+        1
     """
     if not isinstance(model, keras.Model):
         raise ValueError(
