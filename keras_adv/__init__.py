@@ -8,6 +8,7 @@ from keras_adv.attacks import APGD
 from keras_adv.attacks import APGDT
 from keras_adv.attacks import FGSM
 from keras_adv.attacks import MIM
+from keras_adv.attacks import NFGSM
 from keras_adv.attacks import PGD
 from keras_adv.attacks import Attack
 from keras_adv.attacks import Square
@@ -28,6 +29,7 @@ __all__ = [
     "Attack",
     "FGSM",
     "MIM",
+    "NFGSM",
     "PGD",
     "RobustnessResult",
     "RobustnessWarning",

@@ -16,6 +16,7 @@ from keras_adv.attacks import apgd
 from keras_adv.attacks import apgd_t
 from keras_adv.attacks import fgsm
 from keras_adv.attacks import mim
+from keras_adv.attacks import nfgsm
 from keras_adv.attacks import pgd
 from keras_adv.attacks import square
 from keras_adv.callbacks import adversarial_monitor
@@ -33,7 +34,18 @@ ONE_BACKEND = pytest.mark.skipif(
 
 @pytest.mark.parametrize(
     "module",
-    [fgsm, pgd, mim, apgd, apgd_t, square, evaluation, metrics, adversarial_monitor],
+    [
+        fgsm,
+        nfgsm,
+        pgd,
+        mim,
+        apgd,
+        apgd_t,
+        square,
+        evaluation,
+        metrics,
+        adversarial_monitor,
+    ],  # fmt: skip
     ids=lambda m: m.__name__,
 )
 def test_docstring_examples_run(module):

@@ -7,7 +7,19 @@ from keras_adv.attacks.fgsm import FGSM
 from keras_adv.attacks.mim import MIM
 from keras_adv.attacks.names import get
 from keras_adv.attacks.names import name_of
+from keras_adv.attacks.nfgsm import NFGSM
 from keras_adv.attacks.pgd import PGD
 from keras_adv.attacks.square import Square
 
-__all__ = ["APGD", "APGDT", "Attack", "FGSM", "MIM", "PGD", "Square", "get", "name_of"]
+__all__ = [
+    "APGD",
+    "APGDT",
+    "Attack",
+    "FGSM",
+    "MIM",
+    "NFGSM",
+    "PGD",
+    "Square",
+    "get",
+    "name_of",
+]

@@ -14,20 +14,22 @@ from keras_adv.attacks.apgd_t import APGDT
 from keras_adv.attacks.attack import Attack
 from keras_adv.attacks.fgsm import FGSM
 from keras_adv.attacks.mim import MIM
+from keras_adv.attacks.nfgsm import NFGSM
 from keras_adv.attacks.pgd import PGD
 from keras_adv.attacks.square import Square
 
 WORST_CASE = "worst case"  # the row of the worst case over a set of attacks
 
 GRAMMAR = (
-    "'fgsm', 'pgd<steps>' (e.g. 'pgd20'), 'mim<steps>', 'apgd-ce[<steps>]', "
+    "'fgsm', 'nfgsm' (training only), 'pgd<steps>' (e.g. 'pgd20'), "
+    "'mim<steps>', 'apgd-ce[<steps>]', "
     "'apgd-dlr[<steps>]', 'apgd-t[<steps>]' (100 steps by default) or "
     "'square[<queries>]' (5000 by default), then '-l2' for the L2 ball "
     "instead of L-inf (not for square)"
 )
 
 _PATTERN = re.compile(
-    r"(fgsm|pgd|mim|apgd-ce|apgd-dlr|apgd-t|square)-?(\d*)(?:-(linf|l2))?"
+    r"(n-?fgsm|fgsm|pgd|mim|apgd-ce|apgd-dlr|apgd-t|square)-?(\d*)(?:-(linf|l2))?"
 )
 
 
@@ -63,8 +65,9 @@ def get(name: "str | Attack", epsilon: float = 0.0, seed: int | None = None) -> 
     if match is None:
         raise ValueError(f"Attack names are {GRAMMAR}. Received: {name!r}")
     kind, number, norm = match.group(1), match.group(2), match.group(3) or "linf"
-    if kind == "fgsm" and number:
-        raise ValueError(f"'fgsm' takes no step count. Received: {name!r}")
+    kind = "nfgsm" if kind == "n-fgsm" else kind
+    if kind in ("fgsm", "nfgsm") and number:
+        raise ValueError(f"'{kind}' takes no step count. Received: {name!r}")
     if kind in ("pgd", "mim") and not number:
         raise ValueError(
             f"'{kind}' needs a step count, e.g. '{kind}20'. Received: {name!r}"
@@ -79,6 +82,8 @@ def get(name: "str | Attack", epsilon: float = 0.0, seed: int | None = None) -> 
     )
     if kind == "fgsm":
         return FGSM(epsilon, norm)
+    if kind == "nfgsm":
+        return NFGSM(epsilon, norm=norm, seed=seed)
     if kind == "pgd":
         return PGD(epsilon, norm, seed=seed, **count)
     if kind == "mim":
@@ -101,7 +106,9 @@ def name_of(attack: Attack) -> str:
     Attacks of other classes are named by their class (`"myattack"`); an
     APGD with a loss of its own is `"apgd-custom"`.
     """
-    if isinstance(attack, FGSM):
+    if isinstance(attack, NFGSM):
+        base = "nfgsm"
+    elif isinstance(attack, FGSM):
         base = "fgsm"
     elif isinstance(attack, APGDT):
         base = _counted("apgd-t", attack, "steps")
