@@ -277,4 +277,10 @@ def build_parser():
         "--epsilons", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.2]
     )
     _flag(evaluate, "--no-checks", "skip the sanity checks")
+    evaluate.add_argument(
+        "--state",
+        metavar="FILE",
+        help="save each attack run's per-example results to FILE (JSON); "
+        "rerun the same command after an interruption to resume",
+    )
     return parser

@@ -296,8 +296,14 @@ def test_a_trained_model_knows_its_data_and_reports_robust_accuracy(tmp_path):
     # Without --dataset and --seed, evaluate loads the split of seed 3 (the
     # default seed 0 gives other data, which would be refused).
     evaluate = ["evaluate", str(model), "--attacks", "fgsm", "--epsilons", "0.1"]
-    code, out, err = run_cli(*evaluate, "--max-test-examples", "32", "--no-checks")
+    state = str(tmp_path / "state.json")
+    small = ["--max-test-examples", "32", "--no-checks", "--state", state]
+    code, out, err = run_cli(*evaluate, *small)
     assert code == 0, err[-2000:]
+    code, out, err = run_cli(*evaluate, *small)  # resumed: nothing left to run
+    assert code == 0 and "1 of 1 attack runs saved in" in out, out
+    code, _, err = run_cli(*evaluate[:-1], "0.2", *small)  # another evaluation
+    assert_refused(code, err, "--state", "state.json holds the state of another")
     # Other data of the same shape: refused, naming the --dataset to pass.
     (x_train, y_train), (x_test, y_test) = load("digits", seed=1)
     other = tmp_path / "other.npz"

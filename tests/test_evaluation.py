@@ -179,3 +179,50 @@ def test_verbose_says_each_attack_run_with_its_place(
     ]  # fmt: skip
     with pytest.raises(ValueError, match="verbose"):
         evaluate_robustness(trained_image_model, (x, y), epsilons=[0.1], verbose=2)
+
+
+def test_an_interrupted_evaluation_resumes_from_its_state(
+    trained_image_model, images, tmp_path, monkeypatch
+):
+    from keras import ops
+
+    from keras_adv.evaluation.probe import ProbeSet
+
+    x, y = images[0][:48], images[1][:48]
+
+    def evaluate(path):
+        attacks = {"fgsm": FGSM(0.1), "pgd3": PGD(0.1, steps=3, seed=5)}
+        result = evaluate_robustness(
+            trained_image_model, (x, y), epsilons=[0, 0.05, 0.1], attacks=attacks,
+            checks=False, state_path=path,
+        )  # fmt: skip
+        return result, ops.convert_to_numpy(attacks["pgd3"].seed_generator.state)
+
+    whole, whole_random = evaluate(tmp_path / "whole.json")
+    run, calls = ProbeSet.run, []
+
+    def interrupted(self, *args, **kwargs):
+        calls.append(kwargs.get("epsilon"))
+        if len(calls) == 4:  # fgsm at both budgets and pgd3 at 0.05 are done
+            raise KeyboardInterrupt
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(ProbeSet, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(tmp_path / "cut.json")
+    calls.clear()
+    resumed, resumed_random = evaluate(tmp_path / "cut.json")
+    assert calls == [0.1]  # only pgd3 at 0.1 ran again
+    assert resumed.robust_accuracy == whole.robust_accuracy
+    assert resumed.worst_case == whole.worst_case
+    assert resumed.clean_accuracy == whole.clean_accuracy
+    # pgd3 went on from its saved random state, as the uninterrupted run did
+    np.testing.assert_array_equal(resumed_random, whole_random)
+    # another evaluation's state is refused, not overwritten
+    before = (tmp_path / "cut.json").read_text()
+    with pytest.raises(ValueError, match="cut.json holds the state of another"):
+        evaluate_robustness(
+            trained_image_model, (x, y), epsilons=[0.2], attacks=["fgsm"],
+            checks=False, state_path=tmp_path / "cut.json",
+        )  # fmt: skip
+    assert (tmp_path / "cut.json").read_text() == before

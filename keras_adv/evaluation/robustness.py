@@ -1,6 +1,8 @@
 """Robust accuracy per attack and per epsilon, the worst case over attacks, checks."""
 
 import dataclasses
+import json
+import os
 import warnings
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -19,6 +21,8 @@ from keras_adv.evaluation import sanity_checks
 from keras_adv.evaluation.eta import Eta
 from keras_adv.evaluation.probe import ProbeSet
 from keras_adv.evaluation.probe import check_single_output
+from keras_adv.evaluation.state import EvaluationState
+from keras_adv.evaluation.state import digest
 
 AUTOATTACK = "autoattack"
 
@@ -94,6 +98,7 @@ def evaluate_robustness(
     perturb: "str | keras.layers.Layer | None" = None,
     relative_budget: bool = False,
     verbose: int = 0,
+    state_path: "str | os.PathLike | None" = None,
 ) -> "RobustnessResult":
     """Robust accuracy of `model` under each attack at each epsilon, and the worst case.
 
@@ -134,6 +139,13 @@ def evaluate_robustness(
         verbose: 1 prints a line as each attack finishes each epsilon
             (robust accuracy, its place, time spent and left) and one before
             the sanity checks; 0 prints nothing. Defaults to 0.
+        state_path: a file to save the per-example results in after each
+            attack at each epsilon (`evaluation.state`). Rerun with the same
+            arguments after an interruption: the saved runs are skipped and
+            the result equals an uninterrupted evaluation's. A file from
+            another evaluation (other weights, examples, attacks, budgets or
+            seed) is refused. The sanity checks are not saved; they rerun.
+            Defaults to `None` (nothing saved).
 
     Returns:
         A `RobustnessResult`.
@@ -181,7 +193,13 @@ def evaluate_robustness(
             f"Argument `verbose` must be 0 or 1. Received: verbose={verbose!r}"
         )
     say = print if verbose else None
-    clean, correct = _correct_per_example(probe, model, named, epsilons, say)
+    state = None
+    if state_path is not None:
+        identity = _identity(
+            model, probe, named, epsilons, seed, perturb, relative_budget
+        )
+        state = EvaluationState(state_path, identity, len(probe))
+    clean, correct = _correct_per_example(probe, model, named, epsilons, say, state)
     worst = worst_case(clean, correct)
     found = []
     if checks:
@@ -226,24 +244,39 @@ def worst_case(clean, correct):
     return [np.logical_and.reduce([clean, *column]) for column in columns]
 
 
-def _correct_per_example(probe, model, named, epsilons, say=None):
+def _correct_per_example(probe, model, named, epsilons, say=None, state=None):
     """`(clean, {name: [per-example correctness at each epsilon]})`.
 
     The clean results come with the first attack run (no separate clean
     pass unless every budget is 0); at epsilon 0 no attack runs. `say`, if
-    given, gets a line per attack run.
+    given, gets a line per attack run. With a `state`, runs it holds are
+    taken from it, each attack continues from its saved random state, and
+    each new run is saved.
     """
-    clean, correct = None, {}
-    eta = Eta(len(named) * sum(1 for eps in epsilons if eps > 0))
+    clean = None if state is None else state.clean
+    correct, runs = {}, [(n, e) for n in named for e in epsilons if e > 0]
+    saved = {run for run in runs if state is not None and state.get(*run) is not None}
+    eta = Eta(len(runs), done=len(saved))
+    if saved and say is not None:
+        say(f"{len(saved)} of {len(runs)} attack runs saved in {state.path}, skipped")
     for name, attack in named.items():
         correct[name] = []
+        if state is not None and name in state.random_states:
+            variable = attack.seed_generator.state
+            variable.assign(np.asarray(state.random_states[name], variable.dtype))
         for eps in epsilons:
             if eps == 0:
                 correct[name].append(None)
                 continue
+            if (name, eps) in saved:
+                correct[name].append(state.get(name, eps))
+                continue
             outcome = probe.run(model, attack, epsilon=eps)
             clean = outcome.clean if clean is None else clean
             correct[name].append(outcome.correct)
+            if state is not None:
+                random_state = keras.ops.convert_to_numpy(attack.seed_generator.state)
+                state.put(name, eps, outcome.correct, clean, random_state)
             if say is not None:
                 say(
                     f"{name} eps {eps:g} | robust acc {outcome.correct.mean():.3f} "
@@ -294,6 +327,21 @@ def _named_attacks(attacks, epsilons, seed):
             f"Received: attacks={attacks!r}"
         )
     return named
+
+
+def _identity(model, probe, named, epsilons, seed, perturb, relative_budget):
+    """What names an evaluation, for its state file: JSON as it reads back."""
+    layer = getattr(perturb, "name", perturb)
+    identity = {
+        "weights": digest(model.get_weights()),
+        "examples": digest(keras.tree.flatten((probe.x, probe.y))),
+        "attacks": {name: _config(attack) for name, attack in named.items()},
+        "epsilons": list(epsilons),
+        "seed": seed,
+        "perturb": layer,
+        "relative_budget": relative_budget,
+    }
+    return json.loads(json.dumps(identity, default=str))
 
 
 def _config(attack):

@@ -254,7 +254,6 @@ def _evaluate(args):
 
     from keras_adv.attacks import names as attack_names
     from keras_adv.evaluation.robustness import RobustnessWarning
-    from keras_adv.evaluation.robustness import evaluate_robustness
     from keras_adv.experiments import results_store
     from keras_adv.experiments.data import fingerprint
     from keras_adv.experiments.data import load
@@ -280,7 +279,7 @@ def _evaluate(args):
     _check_fits(model, test, args.model, dataset)
     with warnings.catch_warnings():  # the checks are printed below instead
         warnings.simplefilter("ignore", RobustnessWarning)
-        result = evaluate_robustness(
+        result = _evaluate_robustness(
             model,
             test,
             epsilons=epsilons,
@@ -289,6 +288,7 @@ def _evaluate(args):
             max_examples=options.get("max_test_examples", 1000),
             seed=seed,
             verbose=0 if options.get("quiet") else 1,
+            state_path=args.state,
         )
     say("attack | " + " | ".join(f"eps {eps:g}" for eps in result.epsilons))
     rows = {**result.robust_accuracy, attack_names.WORST_CASE: result.worst_case}
@@ -297,6 +297,18 @@ def _evaluate(args):
     for check in result.checks:
         status = "ok" if check.passed else "FAILED"
         say(f"check {check.name}: {status}: {check.message}")
+
+
+def _evaluate_robustness(*args, **kwargs):
+    """`evaluate_robustness`; a --state file it cannot resume is bad input."""
+    from keras_adv.evaluation.robustness import evaluate_robustness
+    from keras_adv.evaluation.state import StateFileError
+
+    try:
+        return evaluate_robustness(*args, **kwargs)
+    except StateFileError as error:
+        message = str(error).replace("Argument `state_path`", "--state")
+        raise UsageError(message) from None
 
 
 def _other_data(path, record, dataset):
@@ -337,7 +349,7 @@ def _check_fits(model, test, path, dataset):
 INTERRUPTED = {
     "sweep": "finished cells are saved; rerun the same command to resume",
     "train": "no model was saved; rerun the command to train again",
-    "evaluate": "nothing was saved; rerun the command to evaluate again",
+    "evaluate": "nothing was saved (unless --state); rerun the command",
     "reproduce": "finished cells are saved; rerun the same command to resume",
     "report": "the report was not rewritten; rerun the command",
 }

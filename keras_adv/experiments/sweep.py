@@ -34,6 +34,8 @@ from keras_adv.evaluation.eta import Eta
 from keras_adv.evaluation.probe import ProbeSet
 from keras_adv.evaluation.probe import standard_metrics
 from keras_adv.evaluation.robustness import worst_case
+from keras_adv.evaluation.state import pack
+from keras_adv.evaluation.state import unpack
 from keras_adv.experiments import model_source
 from keras_adv.experiments import recipe
 from keras_adv.experiments import results_store
@@ -580,7 +582,7 @@ def _fill_unit(
             "attack": name,
             "attack_epsilon": eps,
             **outcome.values,
-            "robust_examples": _pack(outcome.correct),
+            "robust_examples": pack(outcome.correct),
         }
         record["cells"].append(cell)
         _save_unit(out_dir, record)
@@ -602,15 +604,6 @@ def _rng_state(attack):
     return keras.ops.convert_to_numpy(attack.seed_generator.state)
 
 
-def _pack(flags):
-    """Per-example booleans as a hex string (one bit each), for results.json."""
-    return np.packbits(np.asarray(flags, bool)).tobytes().hex()
-
-
-def _unpack(text, count):
-    return np.unpackbits(np.frombuffer(bytes.fromhex(text), np.uint8))[:count] > 0
-
-
 def _add_worst_case_and_checks(settings, model, test, clean, attacks, record):
     """Worst case over the sweep's attacks per budget, and the sanity checks,
     added to the unit's `record`.
@@ -622,7 +615,7 @@ def _add_worst_case_and_checks(settings, model, test, clean, attacks, record):
     """
     train_eps = record["train_epsilon"]
     correct = {
-        (c["attack"], c["attack_epsilon"]): _unpack(c["robust_examples"], len(test))
+        (c["attack"], c["attack_epsilon"]): unpack(c["robust_examples"], len(test))
         for c in record["cells"]
     }
     epsilons = sorted(settings.attack_epsilons)
@@ -649,7 +642,7 @@ def _add_worst_case_and_checks(settings, model, test, clean, attacks, record):
                 "attack_epsilon": eps,
                 "robust_accuracy": float(flags.mean()),
                 "clean_accuracy": float(clean.mean()),
-                "robust_examples": _pack(flags),
+                "robust_examples": pack(flags),
             }
         )
     record["checks"] = {
