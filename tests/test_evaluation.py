@@ -226,3 +226,37 @@ def test_an_interrupted_evaluation_resumes_from_its_state(
             checks=False, state_path=tmp_path / "cut.json",
         )  # fmt: skip
     assert (tmp_path / "cut.json").read_text() == before
+
+
+def test_robustbench_fields_come_from_the_worst_case():
+    from keras_adv import RobustnessResult
+
+    names = ["apgd-ce", "apgd-t", "square"]
+    result = RobustnessResult(
+        epsilons=[0.0, 8 / 255],
+        clean_accuracy=0.87114,
+        robust_accuracy={
+            "apgd-ce": [0.87114, 0.6],
+            "apgd-t": [0.87114, 0.56],
+            "square": [0.87114, 0.7],
+        },  # fmt: skip
+        worst_case=[0.87114, 0.5492],
+        attacks={n: {"norm": "linf"} for n in names},
+        checks=[],
+        num_examples=1000,
+    )
+    entry = result.to_robustbench(8 / 255, "cifar10", name="Mine", venue="arXiv")
+    assert entry["clean_acc"] == "87.11" and entry["autoattack_acc"] == "54.92"
+    assert entry["threat_model"] == "Linf" and entry["eps"] == 8 / 255
+    assert entry["n_examples"] == 1000 and entry["dataset"] == "cifar10"
+    assert entry["name"] == "Mine" and entry["link"] is None
+    assert "without FAB-T" in entry["footnote"]
+    json.dumps(entry)  # JSON-ready
+    with pytest.raises(ValueError, match="evaluated budgets"):
+        result.to_robustbench(0.1, "cifar10")
+    with pytest.raises(ValueError, match="Unknown RobustBench fields"):
+        result.to_robustbench(8 / 255, "cifar10", model="x")
+    result.robust_accuracy = {"pgd20": [0.87, 0.6]}
+    result.attacks = {"pgd20": {"norm": "linf"}}
+    with pytest.raises(ValueError, match="missing \\['apgd-ce', 'apgd-t', 'square'\\]"):
+        result.to_robustbench(8 / 255, "cifar10")

@@ -79,6 +79,83 @@ class RobustnessResult:
         """A JSON-ready dict (checks as dicts)."""
         return dataclasses.asdict(self)
 
+    def to_robustbench(self, epsilon: float, dataset: str, **info) -> dict:
+        """RobustBench's model-info fields for this evaluation at `epsilon`.
+
+        The fields of RobustBench's `model_info/<dataset>/<threat model>/`
+        files: `clean_acc` and `autoattack_acc` as percentages with two
+        decimals in strings, `eps`, `dataset`; `threat_model` (`"Linf"` or
+        `"L2"`, the folder there) and `n_examples` beside them, and a
+        `footnote` naming the attacks. `autoattack_acc` is the worst case over
+        this evaluation's attacks, which must include AutoAttack's APGD-CE and
+        APGD-T (and Square on L-inf): keras-adv's standard set has no FAB-T,
+        as the footnote says. `info` fills the descriptive fields (`name`,
+        `link`, `authors`, `venue`, `architecture`, `additional_data`,
+        `number_forward_passes`, `reported`), `None` when not given.
+
+        Args:
+            epsilon: one of the evaluated budgets.
+            dataset: RobustBench's dataset name, e.g. `"cifar10"`.
+            **info: the descriptive fields.
+
+        Returns:
+            A JSON-ready dict.
+        """
+        if epsilon not in self.epsilons:
+            raise ValueError(
+                f"Argument `epsilon` must be one of the evaluated budgets "
+                f"{self.epsilons}. Received: epsilon={epsilon!r}"
+            )
+        norms_used = {config.get("norm") for config in self.attacks.values()}
+        if len(norms_used) != 1 or not norms_used <= {"linf", "l2"}:
+            raise ValueError(
+                "RobustBench reports one threat model, L-inf or L2; these "
+                f"attacks use {sorted(map(str, norms_used))}."
+            )
+        (norm,) = norms_used
+        needed = {"apgd-ce", "apgd-t"} | ({"square"} if norm == "linf" else set())
+        needed = {name if norm == "linf" else f"{name}-l2" for name in needed}
+        missing = sorted(needed - set(self.robust_accuracy))
+        if missing:
+            raise ValueError(
+                f"`autoattack_acc` needs AutoAttack's attacks; missing {missing}. "
+                "Evaluate with attacks='autoattack'."
+            )
+        column = self.epsilons.index(epsilon)
+        unknown = sorted(set(info) - set(ROBUSTBENCH_INFO))
+        if unknown:
+            raise ValueError(
+                f"Unknown RobustBench fields {unknown}; known: {list(ROBUSTBENCH_INFO)}"
+            )
+        return {
+            **dict.fromkeys(ROBUSTBENCH_INFO),
+            **info,
+            "dataset": dataset,
+            "threat_model": {"linf": "Linf", "l2": "L2"}[norm],
+            "eps": epsilon,
+            "clean_acc": f"{100 * self.clean_accuracy:.2f}",
+            "autoattack_acc": f"{100 * self.worst_case[column]:.2f}",
+            "n_examples": self.num_examples,
+            "footnote": (
+                f"keras-adv: worst case over {', '.join(self.robust_accuracy)} "
+                f"(AutoAttack's standard set without FAB-T) on {self.num_examples} "
+                "test points."
+            ),
+        }
+
+
+# RobustBench's descriptive model-info fields, filled by `to_robustbench(**info)`.
+ROBUSTBENCH_INFO = (
+    "link",
+    "name",
+    "authors",
+    "additional_data",
+    "number_forward_passes",
+    "venue",
+    "architecture",
+    "reported",
+)
+
 
 class RobustnessWarning(UserWarning):
     """A sanity check found a sign that the robustness numbers are not trustworthy."""
