@@ -208,3 +208,33 @@ def test_the_readme_quickstart_runs_as_printed(tmp_path):
     # The worst case is at or below each attack's accuracy, budget by budget.
     columns = zip(worst, *robust.values(), strict=True)
     assert all(w <= min(r) + 1e-9 for w, *r in columns)
+
+
+@pytest.mark.slow
+@ONE_BACKEND
+def test_the_migration_page_keras_adv_code_runs():
+    """Each keras-adv block of docs/migrating.md, on a small digits model."""
+    import numpy as np
+
+    import keras_adv
+    from keras_adv.experiments.data import load_digits
+
+    (x, y), _ = load_digits(seed=0)
+    x, y = x[:64].reshape(64, -1), y[:64]
+    text = (ROOT / "docs" / "migrating.md").read_text()
+    blocks = [
+        block.split("```", 1)[0]
+        for block in text.split("```python\n")[1:]
+        if block.startswith("# keras-adv")
+    ]
+    assert len(blocks) == 3
+    for block in blocks:
+
+        def dense():
+            return keras.Sequential([keras.Input((64,)), keras.layers.Dense(10)])
+
+        namespace = {"keras": keras, "keras_adv": keras_adv, "np": np, "x": x, "y": y,
+                     "base_model": dense(), "model": dense()}  # fmt: skip
+        exec(compile(block, "migrating.md", "exec"), namespace)
+    # the CleverHans block's examples are within their budgets
+    assert np.abs(namespace["x_pgd"] - x).max() <= 0.3 + 1e-6
