@@ -8,7 +8,13 @@ with `norm` and never branch on the norm themselves.
 from keras import ops
 from keras import random
 
-NORMS = ("linf", "l2")
+NORMS = ("linf", "l2", "l1")
+
+# L1's steepest-ascent step moves the coordinates whose gradient is at or
+# above this percentile of the example's |gradient| (Tramer & Boneh 2019's
+# SLIDE, q = 99): a dense step of L1 norm eps would move every coordinate by
+# eps / d, which is no attack at all.
+L1_PERCENTILE = 99.0
 
 # Guards divisions by a zero norm (a zero gradient or a zero perturbation).
 _TINY = 1e-12
@@ -32,43 +38,101 @@ def _per_example(values, x):
     return ops.reshape(values, (-1,) + (1,) * (len(x.shape) - 1))
 
 
+def _flat(x):
+    """`x` as `(batch, features)`, with the number of features."""
+    size = 1
+    for dim in x.shape[1:]:
+        size *= dim
+    return ops.reshape(x, (-1, size)), size
+
+
 def lp_norm(x, norm):
-    """Per-example norm: `max_i |x_i|` (linf) or `sqrt(sum_i x_i^2)` (l2)."""
+    """Per-example norm: `max |x_i|` (linf), `sqrt(sum x_i^2)` (l2), `sum |x_i|`."""
     check_norm(norm)
     x = ops.convert_to_tensor(x)
     if norm == "linf":
         return ops.max(ops.abs(x), axis=_reduce_axes(x))
+    if norm == "l1":
+        return ops.sum(ops.abs(x), axis=_reduce_axes(x))
     return ops.sqrt(ops.sum(ops.square(x), axis=_reduce_axes(x)))
 
 
 def normalize_grad(grad, norm):
-    """Steepest-ascent direction of unit norm: `sign(g)` (linf), `g/||g||_2` (l2)."""
+    """Steepest-ascent direction of unit norm: `sign(g)` (linf), `g/||g||_2` (l2).
+
+    For l1: `sign(g)` on the coordinates whose `|g|` reaches the example's
+    `L1_PERCENTILE`-th percentile (at least one), divided by their count, so
+    the direction's L1 norm is 1 (sparse, as L1 ascent must be).
+    """
     check_norm(norm)
     grad = ops.convert_to_tensor(grad)
     if norm == "linf":
         return ops.sign(grad)
+    if norm == "l1":
+        flat, size = _flat(ops.abs(grad))
+        keep = max(1, int(round(size * (1.0 - L1_PERCENTILE / 100.0))))
+        threshold = ops.take(ops.sort(flat, axis=-1), size - keep, axis=-1)
+        chosen = ops.cast(flat >= ops.expand_dims(threshold, -1), grad.dtype)
+        chosen = chosen * ops.cast(flat > 0, grad.dtype)  # a zero gradient: no step
+        count = ops.maximum(ops.sum(chosen, axis=-1, keepdims=True), 1.0)
+        return ops.sign(grad) * ops.reshape(chosen / count, ops.shape(grad))
     length = ops.maximum(lp_norm(grad, "l2"), _TINY)
     return grad / _per_example(length, grad)
 
 
 def project_to_ball(delta, epsilon, norm):
-    """Nearest point of the ball: `clip(d, -eps, eps)` | `d*min(1, eps/||d||)`."""
+    """Nearest point of the ball: `clip(d, -eps, eps)` | `d*min(1, eps/||d||)`.
+
+    For l1, the Euclidean projection onto the L1 ball by sorting (Duchi et
+    al. 2008, "Efficient projections onto the l1-ball"): `sign(d) *
+    max(|d| - theta, 0)` with the one `theta` that makes the L1 norm `eps`.
+    """
     check_norm(norm)
     delta = ops.convert_to_tensor(delta)
     if norm == "linf":
         return ops.clip(delta, -epsilon, epsilon)
+    if norm == "l1":
+        return _project_l1(delta, epsilon)
     length = ops.maximum(lp_norm(delta, "l2"), _TINY)
     factor = ops.minimum(1.0, epsilon / length)
     return delta * ops.cast(_per_example(factor, delta), delta.dtype)
 
 
+def _project_l1(delta, epsilon):
+    flat, size = _flat(delta)
+    magnitude = ops.abs(flat)
+    descending = ops.flip(ops.sort(magnitude, axis=-1), axis=-1)
+    cumulative = ops.cumsum(descending, axis=-1)
+    ranks = ops.cast(ops.arange(1, size + 1), flat.dtype)
+    above = descending - (cumulative - epsilon) / ranks > 0  # a prefix: True..False
+    rho = ops.maximum(ops.sum(ops.cast(above, "int32"), axis=-1, keepdims=True), 1)
+    theta = (ops.take_along_axis(cumulative, rho - 1, axis=-1) - epsilon) / ops.cast(
+        rho, flat.dtype
+    )
+    shrunk = ops.sign(flat) * ops.maximum(magnitude - theta, 0.0)
+    inside = ops.sum(magnitude, axis=-1, keepdims=True) <= epsilon
+    return ops.reshape(ops.where(inside, flat, shrunk), ops.shape(delta))
+
+
 def random_in_ball(shape, epsilon, norm, seed, dtype="float32"):
-    """Uniform draw from the ball: `U[-eps, eps]^d` | `eps*u^(1/d)*z/||z||`."""
+    """Uniform draw from the ball: `U[-eps, eps]^d` | `eps*u^(1/d)*z/||z||`.
+
+    For l1, `z` has independent Laplace coordinates (uniform on the L1
+    sphere once divided by its L1 norm).
+    """
     check_norm(norm)
     if norm == "linf":
         # Drawn on [-1, 1] and scaled, so `epsilon` may be a tensor.
         return epsilon * random.uniform(shape, -1.0, 1.0, dtype=dtype, seed=seed)
-    direction = normalize_grad(random.normal(shape, dtype=dtype, seed=seed), "l2")
+    if norm == "l1":
+        uniform = random.uniform(shape, -1.0, 1.0, dtype=dtype, seed=seed)
+        laplace = -ops.sign(uniform) * ops.log(
+            ops.maximum(1.0 - ops.abs(uniform), _TINY)
+        )
+        length = ops.maximum(lp_norm(laplace, "l1"), _TINY)
+        direction = laplace / _per_example(length, laplace)
+    else:
+        direction = normalize_grad(random.normal(shape, dtype=dtype, seed=seed), "l2")
     dims = 1
     for size in shape[1:]:
         dims *= size

@@ -69,6 +69,7 @@ def test_l2_ball(trained_logits_model, digits):
         ({"restarts": 2, "random_start": False}, "random_start"),
         ({"steps": 0}, "steps"),
         ({"loss": "hinge"}, "loss"),
+        ({"norm": "l1"}, "APGD.s L1 version"),
     ],
 )
 def test_bad_hyperparameters_raise(kwargs, match):

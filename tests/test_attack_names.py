@@ -23,6 +23,8 @@ def test_get_builds_what_the_name_says():
     assert attacks.get("square").queries == 5000
     assert attacks.get("square300").queries == 300
     assert attacks.get("pgd7-l2").norm == "l2"
+    assert attacks.get("pgd7-l1").norm == "l1"
+    assert attacks.name_of(attacks.get("PGD-7-L1")) == "pgd7-l1"
     assert type(attacks.get("fgsm")) is FGSM
     assert attacks.get("pgd3", seed=4).get_config()["seed"] == 4
 
@@ -44,7 +46,7 @@ def test_case_and_a_hyphen_before_the_count_do_not_matter():
         "fgsm3",
         "square-l2",
         "pgd20-l3",
-        "pgd5-l1",
+        "apgd-ce-l1",
         "",
     ],
 )

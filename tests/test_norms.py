@@ -79,4 +79,34 @@ def test_random_in_ball_stays_inside_and_spreads(norm):
 
 def test_unknown_norm_is_rejected():
     with pytest.raises(ValueError, match="norm"):
-        norms.lp_norm(batch(), "l1")
+        norms.lp_norm(batch(), "l3")
+
+
+def test_l1_norm_and_projection_match_a_bisection():
+    """The sorted projection equals `sign(d) max(|d| - theta, 0)` with theta
+    found by bisection on `sum max(|d| - theta, 0) = eps` (the KKT form)."""
+    delta = 3.0 * batch((5, 7, 2))
+    flat = delta.reshape(5, -1)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(norms.lp_norm(delta, "l1")), np.abs(flat).sum(1), 1e-5
+    )
+    projected = ops.convert_to_numpy(norms.project_to_ball(delta, 1.5, "l1"))
+    for row, out in zip(flat, projected.reshape(5, -1), strict=True):
+        low, high = 0.0, np.abs(row).max()
+        for _ in range(100):
+            theta = (low + high) / 2
+            if np.maximum(np.abs(row) - theta, 0).sum() > 1.5:
+                low = theta
+            else:
+                high = theta
+        expected = np.sign(row) * np.maximum(np.abs(row) - theta, 0)
+        np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_l1_ascent_moves_only_the_largest_gradient_coordinates():
+    g = batch((4, 200))  # the top 1% of 200: two coordinates per example
+    d = ops.convert_to_numpy(norms.normalize_grad(g, "l1"))
+    for grad, step in zip(g, d, strict=True):
+        top = np.argsort(-np.abs(grad))[:2]
+        assert set(np.flatnonzero(step)) == set(top)
+        np.testing.assert_allclose(step[top], np.sign(grad[top]) / 2, 1e-6)

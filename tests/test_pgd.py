@@ -15,6 +15,7 @@ ATTACKS = {
     "fgsm-rs": lambda eps: FGSM(eps, random_start=True, seed=1),
     "pgd-linf": lambda eps: PGD(eps, steps=5, seed=1),
     "pgd-l2": lambda eps: PGD(eps * 5, norm="l2", steps=5, seed=1),
+    "pgd-l1": lambda eps: PGD(eps * 20, norm="l1", steps=10, seed=1),
     "pgd-restarts": lambda eps: PGD(eps, steps=3, restarts=3, seed=1),
     "bim": lambda eps: PGD(eps, steps=5, random_start=False),
 }
@@ -219,3 +220,22 @@ def test_perturb_and_predict_runs_a_subclass_own_perturb(
         forward_of(trained_logits_model), x, y, 0.1
     )
     np.testing.assert_array_equal(ops.convert_to_numpy(x_adv), test_batch[0])
+
+
+def test_l1_pgd_breaks_what_l1_noise_of_its_budget_does_not(
+    trained_logits_model, digits
+):
+    _, (x, y) = digits
+    x, y = x[:200], y[:200]
+    model = trained_logits_model
+
+    def accuracy(x_adv):
+        predicted = np.argmax(ops.convert_to_numpy(model(x_adv)), -1)
+        return float(np.mean(predicted == y))
+
+    attack = PGD(4.0, norm="l1", steps=20, seed=0)  # 4 of 64 pixels' full range
+    x_adv = attack.generate(model, x, y)
+    noise = norms.random_in_ball(x.shape, 4.0, "l1", keras.random.SeedGenerator(0))
+    x_noise = np.clip(x + ops.convert_to_numpy(noise), 0.0, 1.0)
+    assert accuracy(x_adv) < accuracy(x_noise) - 0.2
+    assert np.all(np.abs(x_adv - x).reshape(len(x), -1).sum(1) <= 4.0 + 1e-4)

@@ -101,6 +101,11 @@ class APGD(Attack):
         seed: int | None = None,
     ):
         super().__init__(epsilon, norm, clip, targeted, loss, from_logits, seed)
+        if self.norm == "l1":
+            raise ValueError(
+                "APGD's L1 version (Croce & Hein 2021) needs its own sparse steps "
+                "and is not implemented; use PGD(epsilon, norm='l1', steps=...)."
+            )
         self.steps = validation.check_positive(steps, "steps", integer=True)
         self.restarts = validation.check_positive(restarts, "restarts", integer=True)
         self.rho = validation.check_positive(rho, "rho")

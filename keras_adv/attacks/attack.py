@@ -26,7 +26,9 @@ class Attack:
 
     Args:
         epsilon: the perturbation budget, on the scale of the inputs.
-        norm: `"linf"` or `"l2"`. Defaults to `"linf"`.
+        norm: `"linf"`, `"l2"` or `"l1"` (sparse steps on the coordinates
+            with the largest gradient, `norms.L1_PERCENTILE`). Defaults to
+            `"linf"`.
         clip: the valid input range `(low, high)`, or `None` for unbounded
             inputs. Inputs outside it are rejected. Defaults to `(0.0, 1.0)`.
         targeted: if `True`, `y` holds target classes and the attack lowers

@@ -24,12 +24,12 @@ GRAMMAR = (
     "'fgsm', 'nfgsm' (training only), 'pgd<steps>' (e.g. 'pgd20'), "
     "'mim<steps>', 'apgd-ce[<steps>]', "
     "'apgd-dlr[<steps>]', 'apgd-t[<steps>]' (100 steps by default) or "
-    "'square[<queries>]' (5000 by default), then '-l2' for the L2 ball "
-    "instead of L-inf (not for square)"
+    "'square[<queries>]' (5000 by default), then '-l2' or '-l1' for the L2 "
+    "or L1 ball instead of L-inf (not for square; '-l1' not for apgd)"
 )
 
 _PATTERN = re.compile(
-    r"(n-?fgsm|fgsm|pgd|mim|apgd-ce|apgd-dlr|apgd-t|square)-?(\d*)(?:-(linf|l2))?"
+    r"(n-?fgsm|fgsm|pgd|mim|apgd-ce|apgd-dlr|apgd-t|square)-?(\d*)(?:-(linf|l2|l1))?"
 )
 
 
@@ -71,6 +71,11 @@ def get(name: "str | Attack", epsilon: float = 0.0, seed: int | None = None) -> 
     if kind in ("pgd", "mim") and not number:
         raise ValueError(
             f"'{kind}' needs a step count, e.g. '{kind}20'. Received: {name!r}"
+        )
+    if kind.startswith("apgd") and norm == "l1":
+        raise ValueError(
+            f"'{kind}' has no L1 version here (APGD-L1 is not implemented); use "
+            f"'pgd<steps>-l1'. Received: {name!r}"
         )
     if kind == "square" and norm != "linf":
         raise ValueError(f"'square' attacks the L-inf ball only. Received: {name!r}")

@@ -28,7 +28,9 @@ class PGD(Attack):
 
     Args:
         epsilon: the perturbation budget, on the scale of the inputs.
-        norm: `"linf"` or `"l2"`. Defaults to `"linf"`.
+        norm: `"linf"`, `"l2"` or `"l1"` (sparse steps on the coordinates
+            with the largest gradient, `norms.L1_PERCENTILE`). Defaults to
+            `"linf"`.
         steps: number of gradient steps (run in a `keras.ops.fori_loop`, so
             compile time does not grow with it; on JAX up to 10 steps are
             unrolled, which XLA runs faster). Defaults to 10.
@@ -159,6 +161,11 @@ class PGD(Attack):
         Exposed so that a training step which already has the gradient (the
         clean backward pass of FGSM-mixed) can take the step itself.
         """
+        if self.norm == "l1" and self.clip is not None:
+            # A sparse step spent on a coordinate at the edge of `clip`,
+            # pushing outwards, would be clipped away: only movable ones.
+            movable = ops.where(grad > 0, x_adv < self.clip[1], x_adv > self.clip[0])
+            grad = grad * ops.cast(movable, grad.dtype)
         direction = ops.cast(norms.normalize_grad(grad, self.norm), x_adv.dtype)
         step_size = self.effective_step_size(epsilon)
         return self.project(x, x_adv + step_size * direction, epsilon)

@@ -156,7 +156,8 @@ def _large_epsilon(attack, x):
     """Half the valid range per coordinate: the ball then holds a constant image."""
     low, high = attack.clip if attack.clip is not None else (x.min(), x.max())
     half = 0.5 * float(high - low)
-    return half if attack.norm == "linf" else half * float(np.sqrt(x[0].size))
+    scale = {"linf": 1.0, "l2": float(np.sqrt(x[0].size)), "l1": float(x[0].size)}
+    return half * scale[attack.norm]
 
 
 def chance_at_large_epsilon(
