@@ -2,10 +2,10 @@
 
 Trains the digits CNN clean and with PGD-7 (madry objective, eps 0.2), then
 evaluates both with PGD-20 and AutoAttack's standard set (APGD-CE, APGD-T,
-Square) at eps 0.1 and 0.2, with the sanity checks. Prints one table per
-model and the checks that fired. Run:
+FAB-T, Square) at eps 0.1 and 0.2, with the sanity checks. Prints one table
+per model and the checks that fired. Run:
 
-    python examples/honest_evaluation.py            # about 11 minutes on 2 cores
+    python examples/honest_evaluation.py            # minutes: see the README
     python examples/honest_evaluation.py --quick    # small budgets, 128 test
                                                     # images: a minute
 """

@@ -176,9 +176,7 @@ def build_parser():
         prog="keras-adv",
         description="Adversarial attacks and adversarial training for Keras 3.",
     )
-    parser.add_argument(
-        "--version", action="version", version=f"keras-adv {version()}"
-    )
+    parser.add_argument("--version", action="version", version=f"keras-adv {version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     sweep = commands.add_parser(
@@ -271,7 +269,8 @@ def build_parser():
         "--attacks",
         nargs="+",
         default=["fgsm", "pgd20"],
-        help="attack names as for sweep, or autoattack (APGD-CE, APGD-T, Square)",
+        help="attack names as for sweep, or autoattack (APGD-CE, APGD-T, FAB-T, "
+        "Square)",
     )
     evaluate.add_argument(
         "--epsilons", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.2]

@@ -114,5 +114,5 @@ def test_the_sweep_the_evaluation_and_autoattack_share_the_names():
     settings = SweepSettings(attacks=("PGD-20", "pgd20", "fgsm"), train_attack="FGSM")
     assert settings.attacks == ("pgd20", "fgsm")
     assert settings.train_attack == "fgsm"
-    assert list(autoattack(0.1)) == ["apgd-ce", "apgd-t", "square"]
+    assert list(autoattack(0.1)) == ["apgd-ce", "apgd-t", "fab-t", "square"]
     assert list(autoattack(0.5, norm="l2")) == ["apgd-ce-l2", "apgd-t-l2"]

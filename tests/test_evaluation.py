@@ -88,9 +88,10 @@ def test_attacks_may_be_given_by_name(trained_image_model, images):
 
 def test_autoattack_preset_is_named_and_configured():
     attacks = autoattack(0.03, seed=0)
-    assert list(attacks) == ["apgd-ce", "apgd-t", "square"]
+    assert list(attacks) == ["apgd-ce", "apgd-t", "fab-t", "square"]
     assert attacks["apgd-ce"].steps == 100 and attacks["apgd-ce"].loss == "ce"
     assert attacks["apgd-t"].target_classes == 9 and attacks["apgd-t"].steps == 100
+    assert attacks["fab-t"].target_classes == 9 and attacks["fab-t"].steps == 100
     assert attacks["square"].queries == 5000 and attacks["square"].p_init == 0.8
     assert list(autoattack(0.5, norm="l2")) == ["apgd-ce-l2", "apgd-t-l2"]
 
@@ -101,7 +102,7 @@ def test_the_autoattack_preset_runs_end_to_end(trained_image_model, images):
     result = evaluate_robustness(
         trained_image_model, (x[:64], y[:64]), epsilons=[0.1], checks=False, seed=0
     )
-    assert list(result.robust_accuracy) == ["apgd-ce", "apgd-t", "square"]
+    assert list(result.robust_accuracy) == ["apgd-ce", "apgd-t", "fab-t", "square"]
     assert result.worst_case[0] <= min(v[0] for v in result.robust_accuracy.values())
 
 
@@ -231,13 +232,14 @@ def test_an_interrupted_evaluation_resumes_from_its_state(
 def test_robustbench_fields_come_from_the_worst_case():
     from keras_adv import RobustnessResult
 
-    names = ["apgd-ce", "apgd-t", "square"]
+    names = ["apgd-ce", "apgd-t", "fab-t", "square"]
     result = RobustnessResult(
         epsilons=[0.0, 8 / 255],
         clean_accuracy=0.87114,
         robust_accuracy={
             "apgd-ce": [0.87114, 0.6],
             "apgd-t": [0.87114, 0.56],
+            "fab-t": [0.87114, 0.58],
             "square": [0.87114, 0.7],
         },  # fmt: skip
         worst_case=[0.87114, 0.5492],
@@ -250,7 +252,7 @@ def test_robustbench_fields_come_from_the_worst_case():
     assert entry["threat_model"] == "Linf" and entry["eps"] == 8 / 255
     assert entry["n_examples"] == 1000 and entry["dataset"] == "cifar10"
     assert entry["name"] == "Mine" and entry["link"] is None
-    assert "without FAB-T" in entry["footnote"]
+    assert "apgd-ce, apgd-t, fab-t, square on 1000" in entry["footnote"]
     json.dumps(entry)  # JSON-ready
     with pytest.raises(ValueError, match="evaluated budgets"):
         result.to_robustbench(0.1, "cifar10")
@@ -258,5 +260,6 @@ def test_robustbench_fields_come_from_the_worst_case():
         result.to_robustbench(8 / 255, "cifar10", model="x")
     result.robust_accuracy = {"pgd20": [0.87, 0.6]}
     result.attacks = {"pgd20": {"norm": "linf"}}
-    with pytest.raises(ValueError, match="missing \\['apgd-ce', 'apgd-t', 'square'\\]"):
+    missing = "missing \\['apgd-ce', 'apgd-t', 'fab-t', 'square'\\]"
+    with pytest.raises(ValueError, match=missing):
         result.to_robustbench(8 / 255, "cifar10")

@@ -3,6 +3,7 @@
 from keras_adv.attacks.apgd import APGD
 from keras_adv.attacks.apgd_t import APGDT
 from keras_adv.attacks.attack import Attack
+from keras_adv.attacks.fab import FABT
 from keras_adv.attacks.fgsm import FGSM
 from keras_adv.attacks.mim import MIM
 from keras_adv.attacks.names import get
@@ -15,6 +16,7 @@ __all__ = [
     "APGD",
     "APGDT",
     "Attack",
+    "FABT",
     "FGSM",
     "MIM",
     "NFGSM",

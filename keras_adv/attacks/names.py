@@ -12,6 +12,7 @@ import re
 from keras_adv.attacks.apgd import APGD
 from keras_adv.attacks.apgd_t import APGDT
 from keras_adv.attacks.attack import Attack
+from keras_adv.attacks.fab import FABT
 from keras_adv.attacks.fgsm import FGSM
 from keras_adv.attacks.mim import MIM
 from keras_adv.attacks.nfgsm import NFGSM
@@ -22,14 +23,14 @@ WORST_CASE = "worst case"  # the row of the worst case over a set of attacks
 
 GRAMMAR = (
     "'fgsm', 'nfgsm' (training only), 'pgd<steps>' (e.g. 'pgd20'), "
-    "'mim<steps>', 'apgd-ce[<steps>]', "
-    "'apgd-dlr[<steps>]', 'apgd-t[<steps>]' (100 steps by default) or "
+    "'mim<steps>', 'apgd-ce[<steps>]', 'apgd-dlr[<steps>]', 'apgd-t[<steps>]', "
+    "'fab-t[<steps>]' (100 steps by default) or "
     "'square[<queries>]' (5000 by default), then '-l2' or '-l1' for the L2 "
     "or L1 ball instead of L-inf (not for square; '-l1' not for apgd)"
 )
 
 _PATTERN = re.compile(
-    r"(n-?fgsm|fgsm|pgd|mim|apgd-ce|apgd-dlr|apgd-t|square)-?(\d*)(?:-(linf|l2|l1))?"
+    r"(n-?fgsm|fgsm|pgd|mim|apgd-ce|apgd-dlr|apgd-t|fab-t|square)-?(\d*)(?:-(linf|l2|l1))?"
 )
 
 
@@ -77,8 +78,8 @@ def get(name: "str | Attack", epsilon: float = 0.0, seed: int | None = None) -> 
             f"'{kind}' has no L1 version here (APGD-L1 is not implemented); use "
             f"'pgd<steps>-l1'. Received: {name!r}"
         )
-    if kind == "square" and norm != "linf":
-        raise ValueError(f"'square' attacks the L-inf ball only. Received: {name!r}")
+    if kind in ("square", "fab-t") and norm != "linf":
+        raise ValueError(f"'{kind}' attacks the L-inf ball only. Received: {name!r}")
     if number and int(number) < 1:
         raise ValueError(f"Attack names need a count >= 1. Received: {name!r}")
     # Without a count, the class's own default (AutoAttack's for APGD, Square).
@@ -95,6 +96,8 @@ def get(name: "str | Attack", epsilon: float = 0.0, seed: int | None = None) -> 
         return MIM(epsilon, norm, seed=seed, **count)
     if kind == "apgd-t":
         return APGDT(epsilon, norm, seed=seed, **count)
+    if kind == "fab-t":
+        return FABT(epsilon, seed=seed, **count)
     if kind == "square":
         return Square(epsilon, seed=seed, **count)
     return APGD(epsilon, norm, loss=kind[5:], seed=seed, **count)
@@ -115,6 +118,8 @@ def name_of(attack: Attack) -> str:
         base = "nfgsm"
     elif isinstance(attack, FGSM):
         base = "fgsm"
+    elif isinstance(attack, FABT):
+        base = _counted("fab-t", attack, "steps")
     elif isinstance(attack, APGDT):
         base = _counted("apgd-t", attack, "steps")
     elif isinstance(attack, APGD):
