@@ -14,6 +14,7 @@ import pytest
 from keras_adv import metrics
 from keras_adv.attacks import apgd
 from keras_adv.attacks import apgd_t
+from keras_adv.attacks import fab
 from keras_adv.attacks import fgsm
 from keras_adv.attacks import mim
 from keras_adv.attacks import nfgsm
@@ -41,6 +42,7 @@ ONE_BACKEND = pytest.mark.skipif(
         mim,
         apgd,
         apgd_t,
+        fab,
         square,
         evaluation,
         metrics,
