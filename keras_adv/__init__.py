@@ -6,6 +6,7 @@ from keras_adv import callbacks
 from keras_adv import metrics
 from keras_adv.attacks import APGD
 from keras_adv.attacks import APGDT
+from keras_adv.attacks import FABT
 from keras_adv.attacks import FGSM
 from keras_adv.attacks import MIM
 from keras_adv.attacks import NFGSM
@@ -27,6 +28,7 @@ __all__ = [
     "APGDT",
     "AdversarialModel",
     "Attack",
+    "FABT",
     "FGSM",
     "MIM",
     "NFGSM",

@@ -7,6 +7,7 @@ from keras_adv import argument_validation as validation
 from keras_adv import losses
 from keras_adv.attacks.apgd import APGD
 from keras_adv.attacks.apgd import succeeded
+from keras_adv.attacks.targets import ranked_targets
 
 
 @keras.saving.register_keras_serializable(package="keras_adv")
@@ -68,16 +69,9 @@ class APGDT(APGD):
         )
 
     def perturb(self, forward, x, y, epsilon):
-        clean = forward(x)
-        classes = clean.shape[-1]
-        if classes is None or classes < 4:
-            raise ValueError(
-                "APGDT needs a model with at least 4 classes (the targeted DLR "
-                f"loss). Received: outputs of shape {tuple(clean.shape)}"
-            )
-        count = min(self.target_classes, classes - 1)
-        # Ranked by the clean output; rank 0 is the predicted class.
-        targets = ops.top_k(ops.cast(clean, "float32"), count + 1)[1][:, 1:]
+        targets, count = ranked_targets(
+            forward(x), self.target_classes, 4, "APGDT", " (the targeted DLR loss)"
+        )
 
         def success(outputs):
             return succeeded(outputs, y, targeted=False)

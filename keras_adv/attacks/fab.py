@@ -8,6 +8,7 @@ from keras_adv import backend
 from keras_adv import losses
 from keras_adv import norms
 from keras_adv.attacks.attack import Attack
+from keras_adv.attacks.targets import ranked_targets
 
 # Guards divisions by a zero norm or a zero weight.
 _TINY = 1e-12
@@ -126,17 +127,10 @@ class FABT(Attack):
             )
 
     def perturb(self, forward, x, y, epsilon):
-        clean = forward(x)
+        clean = ops.cast(forward(x), "float32")
+        targets, count = ranked_targets(clean, self.target_classes, 2, "FABT")
         classes = clean.shape[-1]
-        if classes is None or classes < 2:
-            raise ValueError(
-                "FABT needs a model with at least 2 classes. Received: outputs "
-                f"of shape {tuple(clean.shape)}"
-            )
-        count = min(self.target_classes, classes - 1)
-        # Ranked by the clean output; rank 0 is the predicted class.
-        targets = ops.top_k(ops.cast(clean, "float32"), count + 1)[1][:, 1:]
-        one_hot = losses._targets(y, ops.cast(clean, "float32"))
+        one_hot = losses._targets(y, clean)
         shape = ops.shape(x)
         size = 1
         for dim in x.shape[1:]:
