@@ -23,9 +23,7 @@ class FGSM(PGD):
 
     Args:
         epsilon: the perturbation budget, on the scale of the inputs.
-        norm: `"linf"`, `"l2"` or `"l1"` (sparse steps on the coordinates
-            with the largest gradient, `norms.L1_PERCENTILE`). Defaults to
-            `"linf"`.
+        norm: `"linf"`, `"l2"` or `"l1"` (see `Attack`). Defaults to `"linf"`.
         random_start: start from a uniform draw in the ball (FGSM-RS).
             Defaults to `False`.
         step_size: the step in `norm`. Defaults to `None`: `epsilon`, or

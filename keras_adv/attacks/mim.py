@@ -25,9 +25,7 @@ class MIM(Attack):
 
     Args:
         epsilon: the perturbation budget, on the scale of the inputs.
-        norm: `"linf"`, `"l2"` or `"l1"` (sparse steps on the coordinates
-            with the largest gradient, `norms.L1_PERCENTILE`). Defaults to
-            `"linf"`.
+        norm: `"linf"`, `"l2"` or `"l1"` (see `Attack`). Defaults to `"linf"`.
         steps: number of gradient steps. Defaults to 10.
         decay: the momentum factor `mu`. Defaults to 1.0 (the paper's).
         step_size: the size of each step in `norm`. Defaults to `None`:

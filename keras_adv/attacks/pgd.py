@@ -28,9 +28,7 @@ class PGD(Attack):
 
     Args:
         epsilon: the perturbation budget, on the scale of the inputs.
-        norm: `"linf"`, `"l2"` or `"l1"` (sparse steps on the coordinates
-            with the largest gradient, `norms.L1_PERCENTILE`). Defaults to
-            `"linf"`.
+        norm: `"linf"`, `"l2"` or `"l1"` (see `Attack`). Defaults to `"linf"`.
         steps: number of gradient steps (run in a `keras.ops.fori_loop`, so
             compile time does not grow with it; on JAX up to 10 steps are
             unrolled, which XLA runs faster). Defaults to 10.
