@@ -29,7 +29,7 @@ Y = np.array([0, 1, 2, 0])
         ({"epsilon": math.nan}, "epsilon"),
         ({"epsilon": math.inf}, "epsilon"),
         ({"epsilon": "0.1"}, "epsilon"),
-        ({"epsilon": 0.1, "norm": "l1"}, r"norm.*Received: norm='l1'"),
+        ({"epsilon": 0.1, "norm": "l3"}, r"norm.*Received: norm='l3'"),
         ({"epsilon": 0.1, "clip": (1.0, 0.0)}, r"clip.*low < high"),
         ({"epsilon": 0.1, "clip": (0.5, 0.5)}, "clip"),
         ({"epsilon": 0.1, "clip": (0.0, math.inf)}, "clip"),
