@@ -15,6 +15,7 @@ import socket
 import keras
 
 from keras_adv import argument_validation as validation
+from keras_adv.experiments.progress import cell_line
 
 _PASSED_ON = ("TF_CPP_MIN_LOG_LEVEL",)
 INSTALL_HINT = "--executor ray needs Ray: pip install 'keras-adv[ray]'"
@@ -96,8 +97,13 @@ class RayExecutor:
                     except Exception as error:  # a task's own error, re-raised
                         failures.append(error)  # after the others finish
                         continue
-                    for cell in cells if on_cell is not None else ():
-                        on_cell(cell)
+                    for cell in cells:
+                        # Said here, when the task ends: Ray's streamed task
+                        # output may be cut off when the instance shuts down.
+                        if progress is not None:
+                            progress(cell_line(cell))
+                        if on_cell is not None:
+                            on_cell(cell)
             if failures:
                 raise failures[0]
         finally:

@@ -516,9 +516,7 @@ def run_unit_in_own_process(settings, out_dir, train_eps, progress=None, label=N
         )
     cells = []
     callbacks = [] if progress is None else [Progress(progress, label, 0)]
-    owner = run_unit(
-        settings, out_dir, train_eps, data, 0, cells.append, callbacks, say=progress
-    )
+    owner = run_unit(settings, out_dir, train_eps, data, 0, cells.append, callbacks)
     return owner, cells
 
 
