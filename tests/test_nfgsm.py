@@ -71,3 +71,17 @@ def test_named_configured_and_saved_with_a_model(tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     assert isinstance(loaded.attack, NFGSM) and loaded.attack.noise == 1.5
+
+
+def test_it_cannot_measure_robust_accuracy():
+    """Its examples leave the ball: a robust accuracy under it would be wrong."""
+    from keras_adv import evaluate_robustness
+    from keras_adv.experiments.sweep import SweepSettings
+
+    model, _ = linear_model()
+    data = (np.full((8, 16), 0.5, "float32"), np.zeros(8, "int32"))
+    with pytest.raises(ValueError, match="'nfgsm' is a training attack"):
+        evaluate_robustness(model, data, epsilons=[0.1], attacks=["nfgsm"])
+    with pytest.raises(ValueError, match="'nfgsm' is a training attack"):
+        SweepSettings(attacks=("pgd20", "nfgsm"))
+    SweepSettings(train_attack="nfgsm")  # training with it is what it is for

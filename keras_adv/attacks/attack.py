@@ -49,6 +49,9 @@ class Attack:
     # Whether the attack differentiates the model (white-box); evaluation
     # compares gradient-free attacks against the others to expose masking.
     uses_gradients = True
+    # False for a training attack whose examples leave the epsilon ball
+    # (N-FGSM): it cannot measure robust accuracy (`names.for_measuring`).
+    stays_in_threat_model = True
 
     def __init__(
         self,

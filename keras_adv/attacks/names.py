@@ -103,6 +103,23 @@ def get(name: "str | Attack", epsilon: float = 0.0, seed: int | None = None) -> 
     return APGD(epsilon, norm, loss=kind[5:], seed=seed, **count)
 
 
+def for_measuring(attack: Attack, argument: str = "attacks") -> Attack:
+    """`attack`, refused if it is a training attack whose examples leave the ball.
+
+    Robust accuracy at `epsilon` counts examples no perturbation within
+    `epsilon` breaks; an attack that goes beyond it (N-FGSM) would report
+    too low a number, silently.
+    """
+    if not attack.stays_in_threat_model:
+        raise ValueError(
+            f"Argument `{argument}`: '{name_of(attack)}' is a training attack whose "
+            "examples leave the epsilon ball, so it cannot measure robust "
+            "accuracy; train with it (attack=..., --train-attack) and measure "
+            "with pgd<steps> or autoattack."
+        )
+    return attack
+
+
 def canonical(name: str) -> str:
     """The one spelling of the attack `name` names: `"PGD-20"` -> `"pgd20"`."""
     return name_of(get(name))

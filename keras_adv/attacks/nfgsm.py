@@ -50,6 +50,8 @@ class NFGSM(FGSM):
         True
     """
 
+    stays_in_threat_model = False
+
     def __init__(
         self,
         epsilon: float,

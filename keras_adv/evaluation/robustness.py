@@ -15,6 +15,7 @@ from keras_adv.attacks.apgd import APGD
 from keras_adv.attacks.apgd_t import APGDT
 from keras_adv.attacks.attack import Attack
 from keras_adv.attacks.fab import FABT
+from keras_adv.attacks.names import for_measuring
 from keras_adv.attacks.names import get
 from keras_adv.attacks.names import name_of
 from keras_adv.attacks.square import Square
@@ -408,6 +409,8 @@ def _named_attacks(attacks, epsilons, seed):
             "Argument `attacks` must hold at least one keras_adv Attack. "
             f"Received: attacks={attacks!r}"
         )
+    for attack in named.values():
+        for_measuring(attack)
     return named
 
 

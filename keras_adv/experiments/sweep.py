@@ -103,6 +103,8 @@ class SweepSettings:
             "attacks",
             tuple(dict.fromkeys(map(attack_names.canonical, self.attacks))),
         )
+        for name in self.attacks:
+            attack_names.for_measuring(attack_names.get(name))
         object.__setattr__(
             self, "train_attack", attack_names.canonical(self.train_attack)
         )
