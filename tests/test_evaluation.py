@@ -263,3 +263,27 @@ def test_robustbench_fields_come_from_the_worst_case():
     missing = "missing \\['apgd-ce', 'apgd-t', 'fab-t', 'square'\\]"
     with pytest.raises(ValueError, match=missing):
         result.to_robustbench(8 / 255, "cifar10")
+
+
+def test_a_state_path_that_cannot_be_written_is_refused_before_any_attack(
+    trained_image_model, images, tmp_path, monkeypatch
+):
+    from keras_adv.evaluation.probe import ProbeSet
+    from keras_adv.evaluation.state import StateFileError
+
+    def no_attack(*args, **kwargs):
+        raise AssertionError("an attack ran before the state path was checked")
+
+    monkeypatch.setattr(ProbeSet, "run", no_attack)
+    x, y = images[0][:8], images[1][:8]
+    for bad in (tmp_path / "missing" / "state.json", tmp_path):
+        with pytest.raises(StateFileError, match="writable folder"):
+            evaluate_robustness(
+                trained_image_model, (x, y), epsilons=[0.1], attacks=["fgsm"],
+                checks=False, state_path=bad,
+            )  # fmt: skip
+    with pytest.raises(ValueError, match="state_path"):
+        evaluate_robustness(
+            trained_image_model, (x, y), epsilons=[0.1], attacks=["fgsm"],
+            checks=False, state_path=5,
+        )  # fmt: skip

@@ -261,6 +261,10 @@ def evaluate_robustness(
             "gradients, the input range, noise in the input space); with "
             f"perturb={perturb!r} pass checks=False."
         )
+    if not isinstance(verbose, (int, np.integer)) or verbose not in (0, 1):
+        raise ValueError(
+            f"Argument `verbose` must be 0 or 1. Received: verbose={verbose!r}"
+        )
     limit = 2**62 if max_examples is None else max_examples
     probe = ProbeSet(
         data,
@@ -271,10 +275,6 @@ def evaluate_robustness(
     )
     for clip in {attack.clip for attack in named.values()}:  # at epsilon 0 too
         probe.check_range(clip)
-    if not isinstance(verbose, (int, np.integer)) or verbose not in (0, 1):
-        raise ValueError(
-            f"Argument `verbose` must be 0 or 1. Received: verbose={verbose!r}"
-        )
     say = print if verbose else None
     state = None
     if state_path is not None:

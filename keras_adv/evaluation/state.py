@@ -56,8 +56,19 @@ class EvaluationState:
     """
 
     def __init__(self, path, identity, count):
+        if not isinstance(path, (str, os.PathLike)):
+            raise ValueError(
+                "Argument `state_path` must be a file path (str or os.PathLike). "
+                f"Received: state_path={path!r}"
+            )
         self.path, self.identity, self.count = os.fspath(path), identity, count
         self.runs, self.clean, self.random_states = {}, None, {}
+        folder = os.path.dirname(os.path.abspath(self.path))
+        if os.path.isdir(self.path) or not os.access(folder, os.W_OK):
+            raise StateFileError(
+                f"Argument `state_path`: {self.path} must be a file in a writable "
+                "folder (checked before any attack runs, so no work is lost)."
+            )
         if not os.path.exists(self.path):
             return
         try:
