@@ -552,11 +552,8 @@ def _fill_unit(
     ]
     where = f"train eps {train_eps:g}"
     say = say or (lambda line: None)
-    saved = _saved_model(out_dir, train_eps, record)
-    if saved is not None:
-        say(f"{where} | model trained in an earlier run, loaded from {saved}")
     model = _trained_model(
-        settings, train_eps, data, out_dir, record, verbose, callbacks
+        settings, train_eps, data, out_dir, record, verbose, callbacks, say
     )
     cells = len(settings.attacks) * len(settings.attack_epsilons)
     if done:
@@ -664,15 +661,16 @@ def _saved_model(out_dir, eps, record=None):
     return None
 
 
-def _trained_model(settings, eps, data, out_dir, record, verbose, callbacks=()):
+def _trained_model(settings, eps, data, out_dir, record, verbose, callbacks, say):
     saved = _saved_model(out_dir, eps, record)
     if saved is not None:
+        say(f"train eps {eps:g} | model trained in an earlier run, loaded from {saved}")
         return keras.saving.load_model(saved)
     path = _model_path(out_dir, eps)
     model, training = train_model(settings, eps, data, verbose, callbacks)
-    results_store.save_model(
-        model, path, trained_on=identity(settings.dataset, data, settings.seed)
-    )
+    # The folder's data record (identity of `data`, hashed once per sweep).
+    trained_on = results_store.read(out_dir)["data"]
+    results_store.save_model(model, path, trained_on=trained_on)
     record["training"] = {
         **training,
         "model": os.path.relpath(path, out_dir),
