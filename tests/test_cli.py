@@ -365,3 +365,14 @@ def test_train_attack_flag_wins_over_a_config_train_attack(tmp_path):
     import keras
 
     assert type(keras.saving.load_model(out).attack).__name__ == "FGSM"
+
+
+def test_a_changed_dataset_at_the_same_path_is_named_as_such(tmp_path, monkeypatch):
+    """The record keeps the absolute path; a relative --dataset naming the
+    same file is that dataset, whose contents changed."""
+    from keras_adv.experiments import cli
+
+    monkeypatch.chdir(tmp_path)
+    record = {"dataset": str(tmp_path / "d.npz"), "sha256": "ab" * 32}
+    assert "its data now differ" in cli._other_data("m.keras", record, "d.npz")
+    assert "pass --dataset" in cli._other_data("m.keras", record, "other.npz")

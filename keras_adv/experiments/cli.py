@@ -313,8 +313,10 @@ def _evaluate_robustness(*args, **kwargs):
 
 def _other_data(path, record, dataset):
     """One line: the model was trained on other data than `--dataset` gives."""
+    from keras_adv.experiments.data import dataset_key
+
     trained = record.get("dataset")
-    if dataset == trained:
+    if dataset_key(dataset) == trained:
         return (
             f"{path} was trained on --dataset {trained} (sha256 "
             f"{record.get('sha256', '?')[:12]}...), and its data now differ "

@@ -103,6 +103,12 @@ def fingerprint(data):
     return digest([array for split in data for array in split])
 
 
+def dataset_key(name):
+    """How a `--dataset` is recorded: a built-in's name, else its absolute path."""
+    name = str(name)
+    return name if name in DATASETS else os.path.abspath(name)
+
+
 def identity(name, data, seed):
     """What a model trained on `data` keeps about them, to be evaluated on them.
 
@@ -111,11 +117,8 @@ def identity(name, data, seed):
     refused; and their form: input shape, range and scaling, class count.
     """
     (x_train, y_train), (x_test, y_test) = data
-    name = str(name)
-    if name not in DATASETS:
-        name = os.path.abspath(name)
     return {
-        "dataset": name,
+        "dataset": dataset_key(name),
         "seed": seed,
         "sha256": fingerprint(data),
         "train_examples": len(x_train),
