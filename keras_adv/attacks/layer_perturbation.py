@@ -31,6 +31,8 @@ import weakref
 import keras
 from keras import ops
 
+from keras_adv import argument_validation as validation
+
 EMBEDDINGS = "embeddings"
 
 
@@ -105,6 +107,18 @@ def _token_embedding(model, layers):
 
 
 _HOOKS = weakref.WeakKeyDictionary()  # layer -> its LayerPerturbation
+
+
+def check_relative_budget(relative_budget, at_layer, perturb):
+    """`relative_budget` as a bool, refused without a layer to be relative to."""
+    relative_budget = validation.check_bool(relative_budget, "relative_budget")
+    if relative_budget and not at_layer:
+        raise ValueError(
+            "Argument `relative_budget=True` scales the budget by the norm "
+            "of a layer's output: give the layer with perturb='embeddings' "
+            f"(or a layer name). Received: perturb={perturb!r}"
+        )
+    return relative_budget
 
 
 def at(model, perturb):

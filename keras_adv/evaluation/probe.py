@@ -107,7 +107,9 @@ class ProbeSet:
                 f"one. Received: x of {len(self.x)} and y of {len(self.y)}"
             )
         self.perturb = perturb
-        self.relative_budget = validation.check_bool(relative_budget, "relative_budget")
+        self.relative_budget = layer_perturbation.check_relative_budget(
+            relative_budget, perturb is not None, perturb
+        )
         if validation.is_float(self.x):  # token ids stay integers
             self.x = self.x.astype(keras.backend.floatx(), copy=False)
             if not np.all(np.isfinite(self.x)):
@@ -206,12 +208,6 @@ class ProbeSet:
 
     def _function(self, model, attack, metrics):
         self._check_float()
-        if self.relative_budget and self.perturb is None:
-            raise ValueError(
-                "Argument `relative_budget=True` scales the budget by the norm "
-                "of a layer's output: give the layer with perturb='embeddings' "
-                "(or a layer name). Received: perturb=None"
-            )
         per_model = self._compiled.setdefault(model, {})
         key = (id(attack), tuple(id(metric) for metric, _ in metrics))
         if key not in per_model:

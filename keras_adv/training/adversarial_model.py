@@ -163,13 +163,9 @@ class AdversarialModel(keras.Model):
         )
         if layer is None:
             model_wrapping.check_budget(attack)
-        self.relative_budget = validation.check_bool(relative_budget, "relative_budget")
-        if self.relative_budget and layer is None:
-            raise ValueError(
-                "Argument `relative_budget=True` scales the budget by the norm "
-                "of a layer's output: give the layer with perturb='embeddings' "
-                f"(or a layer name). Received: perturb={perturb!r}"
-            )
+        self.relative_budget = layer_perturbation.check_relative_budget(
+            relative_budget, layer is not None, perturb
+        )
         # At a layer, its spec as given ("embeddings") or the layer's name.
         self._layer_spec = (
             None
