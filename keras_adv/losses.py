@@ -43,7 +43,7 @@ def _labels(y_true):
     return ops.reshape(ops.cast(y_true, "int32"), (-1,))
 
 
-def _targets(y_true, y_pred):
+def label_targets(y_true, y_pred):
     """Labels as a float target shaped like `y_pred` (one-hot for class ids)."""
     classes = y_pred.shape[-1]
     if not _are_class_ids(y_true, y_pred):
@@ -83,7 +83,7 @@ def crossentropy(y_true, y_pred, from_logits=None):
             log_q = ops.where(as_probs, log_q, logit_q)
     else:
         log_p, log_q = _log_probabilities(y_pred, from_logits)
-    target = _targets(y_true, y_pred)
+    target = label_targets(y_true, y_pred)
     values = target * log_p
     if log_q is not None:
         values = values + (1.0 - target) * log_q
@@ -134,7 +134,7 @@ def _class_scores(y_true, y_pred, from_logits, min_classes, name):
             f"Received: outputs of shape {tuple(y_pred.shape)}"
         )
     scores = log_probabilities(y_pred, from_logits)
-    return scores, _targets(y_true, scores)
+    return scores, label_targets(y_true, scores)
 
 
 def _true_and_best_other(scores, one_hot):
@@ -177,7 +177,7 @@ def targeted_dlr(y_true, y_target, y_pred, from_logits=None):
     Needs four classes.
     """
     scores, one_hot = _class_scores(y_true, y_pred, from_logits, 4, "targeted DLR")
-    target = _targets(y_target, scores)
+    target = label_targets(y_target, scores)
     top = ops.top_k(scores, 4)[0]
     gap = ops.sum(scores * one_hot, axis=-1) - ops.sum(scores * target, axis=-1)
     return -gap / (top[:, 0] - 0.5 * (top[:, 2] + top[:, 3]) + 1e-12)

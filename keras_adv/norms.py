@@ -38,7 +38,7 @@ def _per_example(values, x):
     return ops.reshape(values, (-1,) + (1,) * (len(x.shape) - 1))
 
 
-def _flat(x):
+def flatten(x):
     """`x` as `(batch, features)`, with the number of features."""
     size = 1
     for dim in x.shape[1:]:
@@ -69,7 +69,7 @@ def normalize_grad(grad, norm):
     if norm == "linf":
         return ops.sign(grad)
     if norm == "l1":
-        flat, size = _flat(ops.abs(grad))
+        flat, size = flatten(ops.abs(grad))
         keep = max(1, int(round(size * (1.0 - L1_PERCENTILE / 100.0))))
         threshold = ops.take(ops.sort(flat, axis=-1), size - keep, axis=-1)
         chosen = ops.cast(flat >= ops.expand_dims(threshold, -1), grad.dtype)
@@ -99,7 +99,7 @@ def project_to_ball(delta, epsilon, norm):
 
 
 def _project_l1(delta, epsilon):
-    flat, size = _flat(delta)
+    flat, size = flatten(delta)
     magnitude = ops.abs(flat)
     descending = ops.flip(ops.sort(magnitude, axis=-1), axis=-1)
     cumulative = ops.cumsum(descending, axis=-1)

@@ -130,12 +130,9 @@ class FABT(Attack):
         clean = ops.cast(forward(x), "float32")
         targets, count = ranked_targets(clean, self.target_classes, 2, "FABT")
         classes = clean.shape[-1]
-        one_hot = losses._targets(y, clean)
+        one_hot = losses.label_targets(y, clean)
         shape = ops.shape(x)
-        size = 1
-        for dim in x.shape[1:]:
-            size *= dim
-        flat = ops.reshape(x, (-1, size))
+        flat, _ = norms.flatten(x)
         low, high = self.clip if self.clip is not None else (-1e30, 1e30)
         best = flat
         best_size = ops.zeros_like(flat[:, 0]) + 1e30
