@@ -199,7 +199,8 @@ def build_parser():
         nargs="+",
         metavar="ATTACK",
         help="fgsm, pgd<steps>, mim<steps>, apgd-ce, apgd-dlr, apgd-t, "
-        "square[<queries>], e.g. fgsm pgd20 apgd-ce",
+        "fab-t, square[<queries>], '-l2'/'-l1' for other norms, e.g. fgsm pgd20 "
+        "apgd-ce",
     )
     sweep.add_argument("--train-attack", help="the training attack (default pgd7)")
     _flag(sweep, "--quick", "a sub-minute smoke run")
