@@ -109,7 +109,7 @@ def main(rank, processes, addresses, out):
     }
 
     fgsm = model(FGSM(epsilon=0.1), objective="mixed")
-    record["two_pass"] = two_pass_step.shared_pass_alpha(fgsm, x_mine) is not None
+    record["two_pass"] = two_pass_step.shared_pass_weights(fgsm, x_mine) is not None
     history = fgsm.fit(
         x_mine, y_mine, batch_size=share, epochs=2, shuffle=False, verbose=0
     )

@@ -229,7 +229,7 @@ def test_the_migration_page_keras_adv_code_runs():
         for block in text.split("```python\n")[1:]
         if block.startswith("# keras-adv")
     ]
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     for block in blocks:
 
         def dense():

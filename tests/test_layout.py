@@ -53,6 +53,7 @@ def test_the_top_level_holds_only_what_every_package_shares():
         "attacks",
         "backend",
         "callbacks",
+        "compat",
         "evaluation",
         "experiments",
         "training",

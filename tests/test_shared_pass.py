@@ -10,7 +10,7 @@ from keras_adv import PGD
 from keras_adv import AdversarialModel
 from keras_adv import backend
 from keras_adv.training import objectives
-from keras_adv.training.two_pass_step import shared_pass_alpha
+from keras_adv.training.two_pass_step import shared_pass_weights
 from tests.test_adversarial_model import CE
 from tests.test_adversarial_model import base_model
 from tests.test_adversarial_model import data
@@ -35,7 +35,9 @@ def model_for(attack, objective="mixed", shared_pass=True, batchnorm=False, loss
 
 @NEEDS_STEP
 @pytest.mark.parametrize(
-    "objective", ["mixed", objectives.Mixed(alpha=0.3), "madry"], ids=repr
+    "objective",
+    ["mixed", objectives.Mixed(alpha=0.3), "madry", objectives.Regularized(0.2)],
+    ids=repr,
 )
 def test_two_pass_step_trains_like_the_general_step(objective, monkeypatch):
     from keras_adv.training import two_pass_step
@@ -95,7 +97,7 @@ def test_two_pass_step_trains_like_the_general_step(objective, monkeypatch):
 )
 def test_two_pass_step_is_not_used_where_it_would_not_be_exact(make):
     model = make()
-    assert shared_pass_alpha(model, ops.convert_to_tensor(data(4)[0])) is None
+    assert shared_pass_weights(model, ops.convert_to_tensor(data(4)[0])) is None
 
 
 @NEEDS_STEP
@@ -106,4 +108,4 @@ def test_batchnorm_model_uses_it_when_the_attack_runs_in_training_mode():
         base.inputs, base.outputs, attack=FGSM(0.1), attack_training=True
     )
     model.compile("sgd", CE)
-    assert shared_pass_alpha(model, ops.convert_to_tensor(data(4)[0])) == 0.5
+    assert shared_pass_weights(model, ops.convert_to_tensor(data(4)[0])) == (0.5, 1.0)

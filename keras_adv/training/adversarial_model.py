@@ -359,12 +359,12 @@ class AdversarialModel(keras.Model):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if not self.log_clean:
             return self._adversarial_train_step(args, x, y, sample_weight)
-        alpha = two_pass_step.shared_pass_alpha(self, x)
-        if alpha is not None:
+        weights = two_pass_step.shared_pass_weights(self, x)
+        if weights is not None:
             return backend.stateful_train_step(
                 self._trainer_state_variables,
                 args,
-                lambda data: two_pass_step.train_step(self, data, alpha),
+                lambda data: two_pass_step.train_step(self, data, *weights),
             )
 
         def attack():

@@ -22,6 +22,9 @@ class Objective:
     uses_trajectory = False  # True: the adversarial loss is the mean over
     # the attack's ascent points (`PGD.trajectory`), not at its end
     needs_labels = False  # True: `combine` also gets `y` and `sample_weight`
+    # `(clean, adversarial)` when the loss is `clean * L(x) + adversarial *
+    # L(x_adv)` (the two-pass training step needs to know); `None` otherwise.
+    loss_weights = None
 
     def combine(self, clean, adversarial, y_pred, y_pred_adv):
         raise NotImplementedError
@@ -61,6 +64,7 @@ class Mixed(Objective):
             )
         self.alpha = float(alpha)
         self.needs_clean_loss = self.alpha < 1.0
+        self.loss_weights = (1.0 - self.alpha, self.alpha)
 
     def combine(self, clean, adversarial, y_pred, y_pred_adv):
         if not self.needs_clean_loss:
@@ -80,6 +84,43 @@ class Madry(Mixed):
 
     def get_config(self):
         return {}
+
+
+@keras.saving.register_keras_serializable(package="keras_adv")
+class Regularized(Objective):
+    """`L(x) + multiplier * L(x_adv)`: the adversarial loss as a regularizer.
+
+    The form of TensorFlow Neural Structured Learning's
+    `AdversarialRegularization` (its `multiplier`, default 0.2) and of
+    Miyato et al. 2016, "Adversarial Training Methods for Semi-Supervised
+    Text Classification", arXiv:1605.07725. Unlike `Mixed`, the clean loss
+    keeps its full weight, so the total grows with `multiplier`:
+    `Regularized(m)` is `(1 + m) * Mixed(alpha=m / (1 + m))`, the same
+    direction with a learning rate `1 + m` times larger.
+
+    Args:
+        multiplier: weight of the adversarial loss, >= 0. Defaults to 0.2.
+    """
+
+    def __init__(self, multiplier: float = 0.2):
+        if isinstance(multiplier, bool) or not isinstance(multiplier, (int, float)):
+            raise ValueError(
+                "Argument `multiplier` must be a number >= 0. "
+                f"Received: multiplier={multiplier!r}"
+            )
+        if not multiplier >= 0.0:
+            raise ValueError(
+                "Argument `multiplier` must be >= 0 (the adversarial loss's "
+                f"weight). Received: multiplier={multiplier}"
+            )
+        self.multiplier = float(multiplier)
+        self.loss_weights = (1.0, self.multiplier)
+
+    def combine(self, clean, adversarial, y_pred, y_pred_adv):
+        return clean + self.multiplier * adversarial
+
+    def get_config(self):
+        return {"multiplier": self.multiplier}
 
 
 @keras.saving.register_keras_serializable(package="keras_adv")
@@ -197,6 +238,7 @@ class MART(Objective):
 _NAMES = {
     "mixed": Mixed,
     "madry": Madry,
+    "regularized": Regularized,
     "trades": Trades,
     "freelb": FreeLB,
     "mart": MART,
@@ -204,7 +246,8 @@ _NAMES = {
 
 
 def get(identifier: "str | dict | Objective") -> "Objective":
-    """An `Objective` from a name (mixed, madry, trades), a config or an instance."""
+    """An `Objective` from a name (mixed, madry, regularized, trades, freelb,
+    mart), a config or an instance."""
     if isinstance(identifier, Objective):
         return identifier
     if isinstance(identifier, str) and identifier.lower() in _NAMES:

@@ -14,7 +14,6 @@ from keras import ops
 from keras_adv import argument_validation as validation
 from keras_adv import backend
 from keras_adv.attacks.pgd import PGD
-from keras_adv.training import objectives
 
 _CROSSENTROPY_CLASSES = (
     keras.losses.SparseCategoricalCrossentropy,
@@ -80,13 +79,17 @@ def _loss_from_logits(loss):
     return None
 
 
-def shared_pass_alpha(model, x):
-    """The objective's alpha if the two-pass step is exact for `model`, else None.
+def shared_pass_weights(model, x):
+    """`(alpha, scale)` if the two-pass step is exact for `model`, else None.
+
+    The objective's loss is `scale * ((1 - alpha) * L(x) + alpha * L(x_adv))`
+    (`Mixed`: scale 1; `Regularized(m)`: scale `1 + m`).
 
     Exact when: the backend has the step; a single input tensor (any inputs
     when the perturbation is at a layer: its gradient comes from the same
     clean backward pass, taken at a zero perturbation there); the objective
-    is `Mixed` (madry included); the attack is one untargeted gradient step
+    weighs the clean and adversarial losses linearly (`Mixed`, madry and
+    `Regularized`); the attack is one untargeted gradient step
     from `x` with the default loss (FGSM without random start); the compiled
     loss is a plain crossentropy that agrees on `from_logits` (its input
     gradient is the attack's, scaled by positive per-example weights, which
@@ -96,7 +99,8 @@ def shared_pass_alpha(model, x):
     attack = model.attack
     if backend.shared_pass_step is None or not model.shared_pass:
         return None
-    if not isinstance(model.objective, objectives.Mixed):
+    weights = model.objective.loss_weights
+    if weights is None or sum(weights) <= 0:
         return None
     if model.layer_perturbation is None:
         if isinstance(x, (dict, list, tuple)):
@@ -112,11 +116,18 @@ def shared_pass_alpha(model, x):
         return None
     if not (model.attack_training or _mode_independent(model)):
         return None
-    return model.objective.alpha
+    scale = float(sum(weights))
+    return weights[1] / scale, scale
 
 
-def train_step(model, data, alpha):
-    """Keras's `train_step` contract (metrics dict) for the two-pass step."""
+def train_step(model, data, alpha, scale=1.0):
+    """Keras's `train_step` contract (metrics dict) for the two-pass step.
+
+    `alpha` and `scale` as `shared_pass_weights` gives them: the backend
+    mixes the two gradients with `alpha`; the losses it differentiates are
+    `scale` times the compiled loss (an input gradient scaled by a positive
+    constant gives the same FGSM step).
+    """
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
     site = model.layer_perturbation
     attack = model.attack if site is None else model._training_attack()  # no clip
@@ -130,7 +141,8 @@ def train_step(model, data, alpha):
         start, step_forward, _ = site.prepare(forward, x, model.relative_budget)
 
     def loss_fn(inputs, y_pred):
-        return keras.Model.compute_loss(model, inputs, y, y_pred, sample_weight)
+        loss = keras.Model.compute_loss(model, inputs, y, y_pred, sample_weight)
+        return loss if scale == 1.0 else scale * loss
 
     def adversarial(inputs, input_grad):
         return attack.ascent_step(inputs, inputs, input_grad, epsilon)
@@ -145,6 +157,8 @@ def train_step(model, data, alpha):
         alpha,
         frozen=model.non_trainable_variables,
     )
+    if scale != 1.0:
+        clean, adv = clean / scale, adv / scale
     model.record_losses(x, clean, adv, model.objective.combine(clean, adv, None, None))
     model.record_adversarial_metrics(y, y_pred_adv, sample_weight)
     return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
