@@ -37,7 +37,10 @@ def _settings_arguments(parser):
             "folder of images with one sub-folder per class"
         ),
     )
-    parser.add_argument("--objective", choices=["mixed", "madry", "trades", "mart"])
+    parser.add_argument(
+        "--objective",
+        choices=["mixed", "madry", "trades", "mart", "regularized", "gradalign"],
+    )
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--max-test-examples", type=int)

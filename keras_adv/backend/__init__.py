@@ -11,6 +11,10 @@ on keras-adv classes (the layers above call down, not the other way):
   a pair `(scalar, aux)`, and only the scalar is differentiated, as in
   `jax.value_and_grad`). Gradients are taken with respect to the input only;
   model variables are treated as constants.
+- `differentiable_input_grad(loss_fn, x)`: `d loss_fn / d x`, itself
+  differentiable with respect to the model's weights (double
+  backpropagation, for a loss term made of input gradients: GradAlign).
+  Called inside the region Keras's `train_step` differentiates.
 - `compile_fn(fn, state)`: compile `fn(*tensors)` once for repeated calls
   (`tf.function`, `jax.jit`, eager on torch). `state` lists the Keras
   variables `fn` reads or updates (model weights, seed generator state), which
@@ -80,6 +84,7 @@ if _BACKEND == "tensorflow":
     from keras_adv.backend.tensorflow import TRAINING_MODE_ATTACKS
     from keras_adv.backend.tensorflow import attack_before_step
     from keras_adv.backend.tensorflow import compile_fn
+    from keras_adv.backend.tensorflow import differentiable_input_grad
     from keras_adv.backend.tensorflow import is_concrete
     from keras_adv.backend.tensorflow import shared_pass_step
     from keras_adv.backend.tensorflow import stateful_train_step
@@ -90,6 +95,7 @@ elif _BACKEND == "jax":
     from keras_adv.backend.jax import TRAINING_MODE_ATTACKS
     from keras_adv.backend.jax import attack_before_step
     from keras_adv.backend.jax import compile_fn
+    from keras_adv.backend.jax import differentiable_input_grad
     from keras_adv.backend.jax import is_concrete
     from keras_adv.backend.jax import shared_pass_step
     from keras_adv.backend.jax import stateful_train_step
@@ -100,6 +106,7 @@ elif _BACKEND == "torch":
     from keras_adv.backend.torch import TRAINING_MODE_ATTACKS
     from keras_adv.backend.torch import attack_before_step
     from keras_adv.backend.torch import compile_fn
+    from keras_adv.backend.torch import differentiable_input_grad
     from keras_adv.backend.torch import is_concrete
     from keras_adv.backend.torch import shared_pass_step
     from keras_adv.backend.torch import stateful_train_step
@@ -116,6 +123,7 @@ __all__ = [
     "TRAINING_MODE_ATTACKS",
     "attack_before_step",
     "compile_fn",
+    "differentiable_input_grad",
     "is_concrete",
     "shared_pass_step",
     "stateful_train_step",

@@ -63,6 +63,11 @@ def value_and_input_grad(loss_fn, x, has_aux=False):
     return jax.value_and_grad(loss_fn, has_aux=has_aux)(x)
 
 
+def differentiable_input_grad(loss_fn, x):
+    # Traced under Keras's value_and_grad over the weights: differentiable.
+    return jax.grad(loss_fn)(x)
+
+
 def compile_fn(fn, state):
     """`jax.jit` with Keras variables passed in and out explicitly.
 

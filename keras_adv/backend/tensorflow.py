@@ -26,6 +26,15 @@ def value_and_input_grad(loss_fn, x, has_aux=False):
     return value, grad
 
 
+def differentiable_input_grad(loss_fn, x):
+    # Inside Keras's train_step tape, the inner tape's gradient is recorded.
+    x = tf.convert_to_tensor(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = loss_fn(x)
+    return tape.gradient(loss, x, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+
 def compile_fn(fn, state):
     # TensorFlow variables are read and assigned inside graphs natively.
     del state

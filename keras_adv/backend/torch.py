@@ -33,6 +33,19 @@ def value_and_input_grad(loss_fn, x, has_aux=False):
     return value, grad.detach()
 
 
+def differentiable_input_grad(loss_fn, x):
+    # create_graph: the gradient keeps its graph back to the weights.
+    with torch.enable_grad():
+        x = torch.as_tensor(x).detach().requires_grad_(True)
+        loss = loss_fn(x)
+        if not loss.requires_grad:
+            return torch.zeros_like(x)
+        (grad,) = torch.autograd.grad(
+            loss, x, create_graph=True, allow_unused=True, materialize_grads=True
+        )
+    return grad
+
+
 def compile_fn(fn, state):
     # Eager: variables are updated in place.
     del state

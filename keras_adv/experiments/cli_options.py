@@ -123,7 +123,10 @@ OPTIONS = {
     "attack_eps": (_BUDGETS, "--attack-eps"),
     "attacks": (_ATTACKS, "--attacks"),
     "train_attack": (_attack_name, "--train-attack"),
-    "objective": (_choice("mixed", "madry", "trades", "mart"), "--objective"),
+    "objective": (
+        _choice("mixed", "madry", "trades", "mart", "regularized", "gradalign"),
+        "--objective",
+    ),
     "epochs": (_integer(1), "--epochs"),
     "batch_size": (_integer(1), "--batch-size"),
     "max_test_examples": (_integer(1), "--max-test-examples"),

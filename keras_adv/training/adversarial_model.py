@@ -192,6 +192,13 @@ class AdversarialModel(keras.Model):
                 f"log_clean=True). Received: attack={attack!r}, "
                 f"log_clean={log_clean!r}"
             )
+        if self.objective.has_penalty and (layer is not None or not log_clean):
+            raise ValueError(
+                f"Objective {self.objective!r} computes input gradients at the "
+                "clean inputs: it needs perturb=None (the model's inputs, not a "
+                f"layer's output) and log_clean=True. Received: perturb={perturb!r}, "
+                f"log_clean={log_clean!r}"
+            )
         if not log_clean and layer is not None:
             raise ValueError(
                 "Argument `log_clean=False` trains on the adversarial batch "
@@ -455,7 +462,27 @@ class AdversarialModel(keras.Model):
             return self.objective.combine(
                 clean, adv, y_pred, y_pred_adv, y=y, sample_weight=sample_weight
             )
-        return self.objective.combine(clean, adv, y_pred, y_pred_adv)
+        loss = self.objective.combine(clean, adv, y_pred, y_pred_adv)
+        if training and self.objective.has_penalty:  # GradAlign
+            loss = loss + self._penalty(x, y)
+        return loss
+
+    def _penalty(self, x, y):
+        """The objective's term computed from the clean inputs (GradAlign)."""
+        if isinstance(x, (dict, list, tuple)):
+            raise ValueError(
+                f"Objective {self.objective!r} takes the input gradient of a "
+                f"single input; this model takes {type(x).__name__} inputs."
+            )
+        epsilon = self.attack.epsilon * ops.cast(self.epsilon_scale, "float32")
+        return self.objective.penalty(
+            lambda inputs: self._forward(inputs, training=self.attack_training),
+            x,
+            y,
+            epsilon,
+            self.attack.norm,
+            self.attack.seed_generator,
+        )
 
     def _trajectory_loss(self, x, points, y, sample_weight):
         """The mean compiled loss over the attack's points (stacked on the
