@@ -6,6 +6,7 @@ import pytest
 
 from keras_adv import APGD
 from keras_adv import FGSM
+from keras_adv import MIM
 from keras_adv import PGD
 from keras_adv import RobustnessWarning
 from keras_adv import Square
@@ -103,7 +104,64 @@ def test_the_autoattack_preset_runs_end_to_end(trained_image_model, images):
         trained_image_model, (x[:64], y[:64]), epsilons=[0.1], checks=False, seed=0
     )
     assert list(result.robust_accuracy) == ["apgd-ce", "apgd-t", "fab-t", "square"]
-    assert result.worst_case[0] <= min(v[0] for v in result.robust_accuracy.values())
+    assert result.cascade  # AutoAttack's way: each attack on the survivors
+    rows = [v[0] for v in result.robust_accuracy.values()]
+    assert rows == sorted(rows, reverse=True)  # cumulative, so never rising
+    assert result.worst_case[0] == rows[-1]
+
+
+def test_the_cascade_gives_the_worst_case_of_all_on_all_for_less(
+    trained_image_model, images, monkeypatch
+):
+    """Deterministic attacks (no random start): the cascade's worst case and
+    its cumulative rows equal those of every attack on every example, and
+    each attack ran only on the examples still robust."""
+    from keras_adv.evaluation.probe import ProbeSet
+
+    x, y = images[0][:96], images[1][:96]
+    attacks = {
+        "fgsm": FGSM(0.1),
+        "pgd": PGD(0.1, steps=5, random_start=False),
+        "mim": MIM(0.1, steps=5),
+    }
+    full = evaluate_robustness(
+        trained_image_model, (x, y), epsilons=[0.05, 0.1], attacks=attacks,
+        checks=False, batch_size=32,
+    )  # fmt: skip
+    attacked = []
+    correct_among = ProbeSet.correct_among
+
+    def counting(self, model, attack, epsilon, among):
+        attacked.append((attack, epsilon, int(among.sum())))
+        return correct_among(self, model, attack, epsilon, among)
+
+    monkeypatch.setattr(ProbeSet, "correct_among", counting)
+    cascaded = evaluate_robustness(
+        trained_image_model, (x, y), epsilons=[0.05, 0.1], attacks=attacks,
+        checks=False, batch_size=32, cascade=True,
+    )  # fmt: skip
+    assert cascaded.cascade and not full.cascade
+    np.testing.assert_allclose(cascaded.worst_case, full.worst_case)
+    names = list(attacks)
+    for column, eps in enumerate([0.05, 0.1]):
+        survivors = full.clean_accuracy
+        for name in names:  # cumulative: the AND of the full rows so far
+            before = len(x) * survivors
+            seen = [n for a, e, n in attacked if a is attacks[name] and e == eps]
+            assert seen == [round(before)]  # it ran on the survivors only
+            cumulative = cascaded.robust_accuracy[name][column]
+            assert cumulative <= full.robust_accuracy[name][column] + 1e-9
+            survivors = cumulative
+        assert survivors == full.worst_case[column]
+    assert sum(n for *_, n in attacked) < 3 * 2 * len(x)  # it saved work
+
+
+def test_cascade_must_be_a_bool(trained_image_model, images):
+    with pytest.raises(ValueError, match="cascade"):
+        evaluate_robustness(
+            trained_image_model, (images[0][:8], images[1][:8]), epsilons=[0.1],
+            attacks=[FGSM(0.1)], checks=False, cascade="yes",
+        )  # fmt: skip
 
 
 @pytest.mark.slow
@@ -229,6 +287,39 @@ def test_an_interrupted_evaluation_resumes_from_its_state(
     assert (tmp_path / "cut.json").read_text() == before
 
 
+def test_an_interrupted_cascade_resumes_to_the_same_result(
+    trained_image_model, images, tmp_path, monkeypatch
+):
+    from keras_adv.evaluation.probe import ProbeSet
+
+    x, y = images[0][:48], images[1][:48]
+
+    def evaluate(path):
+        attacks = {"pgd3": PGD(0.1, steps=3, seed=5), "fgsm": FGSM(0.1)}
+        return evaluate_robustness(
+            trained_image_model, (x, y), epsilons=[0.05, 0.1], attacks=attacks,
+            checks=False, state_path=path, cascade=True,
+        )  # fmt: skip
+
+    whole = evaluate(tmp_path / "whole.json")
+    among, calls = ProbeSet.correct_among, []
+
+    def interrupted(self, *args):
+        calls.append(args[2])
+        if len(calls) == 3:  # the 0.05 budget is done; stops in pgd3 at 0.1
+            raise KeyboardInterrupt
+        return among(self, *args)
+
+    monkeypatch.setattr(ProbeSet, "correct_among", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(tmp_path / "cut.json")
+    calls.clear()
+    resumed = evaluate(tmp_path / "cut.json")
+    assert calls == [0.1, 0.1]  # pgd3 and fgsm at 0.1, nothing at 0.05
+    assert resumed.robust_accuracy == whole.robust_accuracy
+    assert resumed.worst_case == whole.worst_case
+
+
 def test_robustbench_fields_come_from_the_worst_case():
     from keras_adv import RobustnessResult
 
@@ -287,3 +378,35 @@ def test_a_state_path_that_cannot_be_written_is_refused_before_any_attack(
             trained_image_model, (x, y), epsilons=[0.1], attacks=["fgsm"],
             checks=False, state_path=5,
         )  # fmt: skip
+
+
+def test_correct_among_attacks_only_the_chosen_examples(
+    trained_image_model, images, monkeypatch
+):
+    from keras_adv.evaluation.probe import ProbeSet
+
+    x, y = images[0][:70], images[1][:70]
+    probe = ProbeSet((x, y), max_examples=70, batch_size=32)
+    attack = PGD(0.1, steps=3, random_start=False)
+    everyone = probe.correct(trained_image_model, attack, 0.1)
+    shapes = []
+    function = ProbeSet._function
+
+    def recording(self, model, attack, metrics):
+        run = function(self, model, attack, metrics)
+
+        def call(x, y, budget):
+            shapes.append(int(x.shape[0]))
+            return run(x, y, budget)
+
+        return call
+
+    monkeypatch.setattr(ProbeSet, "_function", recording)
+    among = np.arange(70) % 3 == 0  # 24 of them
+    result = probe.correct_among(trained_image_model, attack, 0.1, among)
+    assert shapes == [32]  # one call, padded to the compiled batch shape
+    np.testing.assert_array_equal(result[among], everyone[among])
+    assert not result[~among].any()
+    shapes.clear()
+    nobody = probe.correct_among(trained_image_model, attack, 0.1, np.zeros(70, bool))
+    assert shapes == [] and not nobody.any()

@@ -176,6 +176,34 @@ class ProbeSet:
         """Per example, whether `attack` at `epsilon` left the prediction right."""
         return self.run(model, attack, (), epsilon).correct
 
+    def correct_among(self, model, attack, epsilon, among):
+        """`correct`, attacking only the examples where `among` is True.
+
+        The others come back False (AutoAttack's cascade: an attack runs on
+        the examples still robust, so a broken one costs nothing more).
+        Batches of the chosen examples are padded to the probe's first
+        batch's size (repeating an example) and cut after, so the compiled
+        call keeps the shape it was traced with.
+        """
+        among = np.asarray(among, dtype=bool)
+        result = np.zeros(len(self), dtype=bool)
+        chosen = np.flatnonzero(among)
+        if not chosen.size:
+            return result
+        run = self._function(model, attack, [])
+        budget = ops.convert_to_tensor(epsilon, "float32")
+        size = min(self.batch_size, len(self))
+        for start in range(0, chosen.size, size):
+            part = chosen[start : start + size]
+            padded = np.concatenate([part, np.full(size - part.size, part[0])])
+            attacked, _ = run(
+                ops.convert_to_tensor(self.x[padded]),
+                ops.convert_to_tensor(self.y[padded]),
+                budget,
+            )
+            result[part] = (ops.convert_to_numpy(attacked) > 0.5)[: part.size]
+        return result
+
     def clean_correct(self, model):
         """Per example, whether the prediction on the clean input is right."""
         outputs = self.predict(model, self.x)

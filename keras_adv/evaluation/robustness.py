@@ -65,6 +65,8 @@ class RobustnessResult:
             column's).
         checks: the `sanity_checks.Check`s that ran, passed or failed.
         num_examples: how many examples were attacked.
+        cascade: whether each attack ran only on the examples still robust
+            (`robust_accuracy` is then cumulative, in the attacks' order).
     """
 
     epsilons: list
@@ -74,6 +76,7 @@ class RobustnessResult:
     attacks: dict
     checks: list
     num_examples: int
+    cascade: bool = False
 
     @property
     def failed_checks(self) -> list:
@@ -182,6 +185,7 @@ def evaluate_robustness(
     relative_budget: bool = False,
     verbose: int = 0,
     state_path: "str | os.PathLike | None" = None,
+    cascade: bool | None = None,
 ) -> "RobustnessResult":
     """Robust accuracy of `model` under each attack at each epsilon, and the worst case.
 
@@ -229,6 +233,14 @@ def evaluate_robustness(
             another evaluation (other weights, examples, attacks, budgets or
             seed) is refused. The sanity checks are not saved; they rerun.
             Defaults to `None` (nothing saved).
+        cascade: run each attack, at each budget, only on the examples
+            still robust (right clean and under the attacks before it, in
+            order), as AutoAttack's reference does: the worst case is the
+            same, and an example costs nothing more once broken. Each
+            attack's `robust_accuracy` is then the accuracy after it and
+            the ones before it (what AutoAttack prints), not its own.
+            Defaults to `None`: on for `attacks="autoattack"`, off for a
+            list or dict of attacks (whose rows are then each attack's own).
 
     Returns:
         A `RobustnessResult`.
@@ -252,6 +264,9 @@ def evaluate_robustness(
         )
     check_single_output(model, "evaluate_robustness")
     epsilons = _check_epsilons(epsilons)
+    if cascade is None:
+        cascade = isinstance(attacks, str) and attacks == AUTOATTACK
+    cascade = validation.check_bool(cascade, "cascade")
     named = _named_attacks(attacks, epsilons, seed)
     tolerance = validation.check_epsilon(tolerance, "tolerance")
     batch_size = validation.check_positive(batch_size, "batch_size", integer=True)
@@ -281,8 +296,11 @@ def evaluate_robustness(
         identity = _identity(
             model, probe, named, epsilons, seed, perturb, relative_budget
         )
+        identity["cascade"] = cascade
         state = EvaluationState(state_path, identity, len(probe))
-    clean, correct = _correct_per_example(probe, model, named, epsilons, say, state)
+    clean, correct = _correct_per_example(
+        probe, model, named, epsilons, say, state, cascade
+    )
     worst = worst_case(clean, correct)
     found = []
     if checks:
@@ -309,6 +327,7 @@ def evaluate_robustness(
         attacks={name: _config(attack) for name, attack in named.items()},
         checks=found,
         num_examples=len(probe),
+        cascade=cascade,
     )
 
 
@@ -327,44 +346,61 @@ def worst_case(clean, correct):
     return [np.logical_and.reduce([clean, *column]) for column in columns]
 
 
-def _correct_per_example(probe, model, named, epsilons, say=None, state=None):
+def _correct_per_example(
+    probe, model, named, epsilons, say=None, state=None, cascade=False
+):
     """`(clean, {name: [per-example correctness at each epsilon]})`.
 
     The clean results come with the first attack run (no separate clean
-    pass unless every budget is 0); at epsilon 0 no attack runs. `say`, if
+    pass unless every budget is 0, or the cascade needs them first); at
+    epsilon 0 no attack runs. With `cascade`, budget by budget, each attack
+    runs only on the examples right clean and under the attacks before it,
+    and its column holds the correctness after it (cumulative). `say`, if
     given, gets a line per attack run. With a `state`, runs it holds are
     taken from it, each attack continues from its saved random state, and
     each new run is saved.
     """
     clean = None if state is None else state.clean
-    correct, runs = {}, [(n, e) for n in named for e in epsilons if e > 0]
+    if cascade and clean is None:
+        clean = probe.clean_correct(model)
+    runs = [(n, e) for n in named for e in epsilons if e > 0]
+    if cascade:  # budget by budget: the survivors pass from attack to attack
+        runs = [(n, e) for e in epsilons if e > 0 for n in named]
+    correct = {name: [None] * len(epsilons) for name in named}
     saved = {run for run in runs if state is not None and state.get(*run) is not None}
     eta = Eta(len(runs), done=len(saved))
     if saved and say is not None:
         say(f"{len(saved)} of {len(runs)} attack runs saved in {state.path}, skipped")
     for name, attack in named.items():
-        correct[name] = []
         if state is not None and name in state.random_states:
             variable = attack.seed_generator.state
             variable.assign(np.asarray(state.random_states[name], variable.dtype))
-        for eps in epsilons:
-            if eps == 0:
-                correct[name].append(None)
-                continue
-            if (name, eps) in saved:
-                correct[name].append(state.get(name, eps))
-                continue
-            outcome = probe.run(model, attack, epsilon=eps)
+    survivors = {}
+    for name, eps in runs:
+        column = epsilons.index(eps)
+        if (name, eps) in saved:
+            outcome_correct = state.get(name, eps)
+        elif cascade:
+            among = survivors.get(eps, clean)
+            outcome_correct = among & probe.correct_among(model, named[name], eps, among)
+        else:
+            outcome = probe.run(model, named[name], epsilon=eps)
             clean = outcome.clean if clean is None else clean
-            correct[name].append(outcome.correct)
-            if state is not None:
-                random_state = keras.ops.convert_to_numpy(attack.seed_generator.state)
-                state.put(name, eps, outcome.correct, clean, random_state)
-            if say is not None:
-                say(
-                    f"{name} eps {eps:g} | robust acc {outcome.correct.mean():.3f} "
-                    f"| attack {eta.step()}"
-                )
+            outcome_correct = outcome.correct
+        if cascade:
+            survivors[eps] = outcome_correct
+        correct[name][column] = outcome_correct
+        if (name, eps) in saved:
+            continue
+        if state is not None:
+            random_state = keras.ops.convert_to_numpy(named[name].seed_generator.state)
+            state.put(name, eps, outcome_correct, clean, random_state)
+        if say is not None:
+            say(
+                f"{name} eps {eps:g} | robust acc {outcome_correct.mean():.3f}"
+                f"{' (after the attacks before it)' if cascade else ''} "
+                f"| attack {eta.step()}"
+            )
     if clean is None:
         clean = probe.clean_correct(model)
     for columns in correct.values():
