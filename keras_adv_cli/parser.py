@@ -104,6 +104,14 @@ def _recipe_arguments(parser):
     )
     recipe.add_argument("--mixed-alpha", type=float, help="objective mixed (0.5)")
     recipe.add_argument("--trades-beta", type=float, help="objective trades (6)")
+    recipe.add_argument("--gradalign-lam", type=float, help="objective gradalign (0.2)")
+    recipe.add_argument(
+        "--awp-gamma",
+        type=float,
+        metavar="GAMMA",
+        help="adversarial weight perturbation, relative to each layer's weight "
+        "norm (Wu et al. 2020; e.g. 0.005; default 0: off)",
+    )
     recipe.add_argument(
         "--crop-padding",
         type=int,

@@ -117,6 +117,8 @@ def test_the_objective_takes_its_parameter():
     mixed = recipe.objective(SweepSettings(objective="mixed", mixed_alpha=0.3))
     assert isinstance(mixed, objectives.Mixed) and mixed.alpha == 0.3
     assert isinstance(recipe.objective(SweepSettings()), objectives.Madry)
+    aligned = recipe.objective(SweepSettings(objective="gradalign", gradalign_lam=2.0))
+    assert isinstance(aligned, objectives.GradAlign) and aligned.lam == 2.0
 
 
 @pytest.mark.parametrize(
@@ -128,6 +130,7 @@ def test_the_objective_takes_its_parameter():
         ({"lr_schedule": "piecewise", "lr_milestones": [0.7, 0.3]}, "increasing"),
         ({"trades_beta": 6.0}, "only apply with objective = 'trades'"),
         ({"mixed_alpha": 0.5}, "only apply with objective = 'mixed'"),
+        ({"gradalign_lam": 1.0}, "only apply with objective = 'gradalign'"),
         ({"objective": "mixed", "mixed_alpha": 2.0}, "alpha"),
         ({"train_attack": "apgd-ce", "train_relative_step_size": 1.0}, "step_size"),
         ({"train_attack": "square", "train_random_start": True}, "random_start"),

@@ -28,6 +28,16 @@ on keras-adv classes (the layers above call down, not the other way):
 - `shared_pass_step(forward, weights, optimizer, x, loss_fn, adversarial,
   alpha, frozen=())`: the two-pass mixed-objective training step (see
   `tensorflow.py`), or `None` where a backend has none.
+- `weight_grads(loss_fn, variables, frozen=())`: `d loss_fn() / d
+  variables`, constants; `loss_fn` reads the variables (and `frozen`, the
+  others it reads) through a `keras.StatelessScope`, so whatever it assigns
+  (BatchNorm statistics, metrics) is dropped. Used inside
+  `attack_before_step` (adversarial weight perturbation).
+- `shift_weights_before_step(state_variables, train_step_args, deltas)` and
+  `shift_weights_after_step(state_variables, result, deltas)`: add `deltas`
+  to the trainable variables before Keras's step and take them off after
+  (JAX: on the values in `state` and in the step's new state), so the step
+  takes its gradient at the shifted weights and applies it to the others.
 - `stateful_train_step(state_variables, train_step_args, step)`: runs `step(data)`, a
   train step that reads and assigns Keras variables and returns the logs,
   under the backend's `train_step` contract (JAX: on the values in `state`,
@@ -87,9 +97,12 @@ if _BACKEND == "tensorflow":
     from keras_adv.backend.tensorflow import differentiable_input_grad
     from keras_adv.backend.tensorflow import is_concrete
     from keras_adv.backend.tensorflow import shared_pass_step
+    from keras_adv.backend.tensorflow import shift_weights_after_step
+    from keras_adv.backend.tensorflow import shift_weights_before_step
     from keras_adv.backend.tensorflow import stateful_train_step
     from keras_adv.backend.tensorflow import unscale_for_distribution
     from keras_adv.backend.tensorflow import value_and_input_grad
+    from keras_adv.backend.tensorflow import weight_grads
 elif _BACKEND == "jax":
     from keras_adv.backend.jax import MAX_UNROLLED_STEPS
     from keras_adv.backend.jax import TRAINING_MODE_ATTACKS
@@ -98,9 +111,12 @@ elif _BACKEND == "jax":
     from keras_adv.backend.jax import differentiable_input_grad
     from keras_adv.backend.jax import is_concrete
     from keras_adv.backend.jax import shared_pass_step
+    from keras_adv.backend.jax import shift_weights_after_step
+    from keras_adv.backend.jax import shift_weights_before_step
     from keras_adv.backend.jax import stateful_train_step
     from keras_adv.backend.jax import unscale_for_distribution
     from keras_adv.backend.jax import value_and_input_grad
+    from keras_adv.backend.jax import weight_grads
 elif _BACKEND == "torch":
     from keras_adv.backend.torch import MAX_UNROLLED_STEPS
     from keras_adv.backend.torch import TRAINING_MODE_ATTACKS
@@ -109,9 +125,12 @@ elif _BACKEND == "torch":
     from keras_adv.backend.torch import differentiable_input_grad
     from keras_adv.backend.torch import is_concrete
     from keras_adv.backend.torch import shared_pass_step
+    from keras_adv.backend.torch import shift_weights_after_step
+    from keras_adv.backend.torch import shift_weights_before_step
     from keras_adv.backend.torch import stateful_train_step
     from keras_adv.backend.torch import unscale_for_distribution
     from keras_adv.backend.torch import value_and_input_grad
+    from keras_adv.backend.torch import weight_grads
 else:
     raise ImportError(
         f"keras-adv does not support the Keras backend '{_BACKEND}'. "
@@ -126,7 +145,10 @@ __all__ = [
     "differentiable_input_grad",
     "is_concrete",
     "shared_pass_step",
+    "shift_weights_after_step",
+    "shift_weights_before_step",
     "stateful_train_step",
     "unscale_for_distribution",
     "value_and_input_grad",
+    "weight_grads",
 ]

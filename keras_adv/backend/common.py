@@ -15,6 +15,22 @@ def stateful_train_step(state_variables, args, step):
     return step(args[-1])
 
 
+def shift_weights_before_step(state_variables, args, deltas):
+    """Adds `deltas` to the trainable variables (in place here; JAX: to the
+    values in `state`); returns the step's arguments."""
+    for variable, delta in zip(state_variables()[0], deltas, strict=True):
+        variable.assign_add(delta)
+    return args
+
+
+def shift_weights_after_step(state_variables, result, deltas):
+    """Subtracts `deltas` from the trainable variables after Keras's step;
+    returns the step's result (JAX: with the values in its `state` shifted)."""
+    for variable, delta in zip(state_variables()[0], deltas, strict=True):
+        variable.assign_sub(delta)
+    return result
+
+
 def mix_gradients(clean, adv, alpha):
     """`(1 - alpha) * clean + alpha * adv` for one weight; `None` where unused."""
     if clean is None or adv is None:

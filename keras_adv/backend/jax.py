@@ -38,6 +38,39 @@ def stateful_train_step(state_variables, args, step):
     return _on_state(state_variables(), state, lambda: step(data))
 
 
+def shift_weights_before_step(state_variables, args, deltas):
+    """Adds `deltas` to the trainable values in `state` (Keras's JAX step)."""
+    state, data = args
+    return _shifted(state, deltas, 1.0), data
+
+
+def shift_weights_after_step(state_variables, result, deltas):
+    """Subtracts `deltas` from the trainable values in the step's new state."""
+    logs, state = result
+    return logs, _shifted(state, deltas, -1.0)
+
+
+def _shifted(state, deltas, sign):
+    trainable = [w + sign * d for w, d in zip(state[0], deltas, strict=True)]
+    return (trainable, *state[1:])
+
+
+def weight_grads(loss_fn, variables, frozen=()):
+    """`d loss_fn() / d variables`, every assignment inside dropped.
+
+    Runs inside `attack_before_step`'s scope: the variables' values there
+    (the step's `state`) are read and mapped into a scope of their own.
+    """
+    frozen_values = [(v, v.value) for v in frozen]
+
+    def loss_of(values):
+        mapping = list(zip(variables, values, strict=True)) + frozen_values
+        with keras.StatelessScope(state_mapping=mapping):
+            return loss_fn()
+
+    return jax.grad(loss_of)([v.value for v in variables])
+
+
 def _on_state(groups, state, fn):
     """`(fn(), new state)`: `fn` runs in a `keras.StatelessScope` over `state`.
 

@@ -1,9 +1,12 @@
 """TensorFlow implementation of the backend seam."""
 
+import keras
 import tensorflow as tf
 
 from keras_adv.backend.common import attack_before_step  # noqa: F401
 from keras_adv.backend.common import mix_gradients
+from keras_adv.backend.common import shift_weights_after_step  # noqa: F401
+from keras_adv.backend.common import shift_weights_before_step  # noqa: F401
 from keras_adv.backend.common import stateful_train_step  # noqa: F401
 
 # Attacks keep their steps in a loop: unrolling measured no faster here.
@@ -33,6 +36,22 @@ def differentiable_input_grad(loss_fn, x):
         tape.watch(x)
         loss = loss_fn(x)
     return tape.gradient(loss, x, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+
+def weight_grads(loss_fn, variables, frozen=()):
+    # The variables' values go through a StatelessScope, so that whatever
+    # `loss_fn` assigns (BatchNorm statistics, metrics) is dropped after.
+    with tf.GradientTape() as tape:
+        values = [tf.identity(v.value) for v in variables]
+        tape.watch(values)
+        mapping = list(zip(variables, values, strict=True)) + [
+            (v, v.value) for v in frozen
+        ]
+        with keras.StatelessScope(state_mapping=mapping):
+            loss = loss_fn()
+    return tape.gradient(
+        loss, values, unconnected_gradients=tf.UnconnectedGradients.ZERO
+    )
 
 
 def compile_fn(fn, state):

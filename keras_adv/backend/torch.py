@@ -5,6 +5,8 @@ import torch
 
 from keras_adv.backend.common import attack_before_step  # noqa: F401
 from keras_adv.backend.common import mix_gradients
+from keras_adv.backend.common import shift_weights_after_step  # noqa: F401
+from keras_adv.backend.common import shift_weights_before_step  # noqa: F401
 from keras_adv.backend.common import stateful_train_step  # noqa: F401
 
 # Attacks keep their steps in a loop: unrolling measured no faster here.
@@ -44,6 +46,21 @@ def differentiable_input_grad(loss_fn, x):
             loss, x, create_graph=True, allow_unused=True, materialize_grads=True
         )
     return grad
+
+
+def weight_grads(loss_fn, variables, frozen=()):
+    # As on TensorFlow: assignments inside `loss_fn` stay in the scope.
+    with torch.enable_grad():
+        values = [v.value.detach().requires_grad_(True) for v in variables]
+        mapping = list(zip(variables, values, strict=True)) + [
+            (v, v.value) for v in frozen
+        ]
+        with keras.StatelessScope(state_mapping=mapping):
+            loss = loss_fn()
+        grads = torch.autograd.grad(
+            loss, values, allow_unused=True, materialize_grads=True
+        )
+    return [grad.detach() for grad in grads]
 
 
 def compile_fn(fn, state):

@@ -382,7 +382,9 @@ def _correct_per_example(
             outcome_correct = state.get(name, eps)
         elif cascade:
             among = survivors.get(eps, clean)
-            outcome_correct = among & probe.correct_among(model, named[name], eps, among)
+            outcome_correct = among & probe.correct_among(
+                model, named[name], eps, among
+            )
         else:
             outcome = probe.run(model, named[name], epsilon=eps)
             clean = outcome.clean if clean is None else clean

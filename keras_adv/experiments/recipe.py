@@ -96,6 +96,13 @@ def check(settings):
         "objective = 'trades'",
         s.objective,
     )
+    _only_for(
+        s.gradalign_lam is not None,
+        s.objective == "gradalign",
+        "gradalign_lam",
+        "objective = 'gradalign'",
+        s.objective,
+    )
     objective(s)  # the objective's own range checks
     validation.check_positive(
         s.train_relative_step_size, "train_relative_step_size", allow_none=True
@@ -160,11 +167,14 @@ def _only_for(given, applies, names, needs, chosen):
 
 
 def objective(settings):
-    """The training objective with its parameter (`mixed_alpha`, `trades_beta`)."""
+    """The training objective with its parameter (`mixed_alpha`, `trades_beta`,
+    `gradalign_lam`)."""
     if settings.objective == "mixed" and settings.mixed_alpha is not None:
         return objectives.Mixed(alpha=settings.mixed_alpha)
     if settings.objective == "trades" and settings.trades_beta is not None:
         return objectives.Trades(beta=settings.trades_beta)
+    if settings.objective == "gradalign" and settings.gradalign_lam is not None:
+        return objectives.GradAlign(lam=settings.gradalign_lam)
     return objectives.get(settings.objective)
 
 

@@ -162,9 +162,15 @@ def _recipe_line(settings):
     if get("train_random_start") is not None:
         start = "random" if get("train_random_start") else "clean"
         parts.append(f"attack start {start}")
-    for key, name in (("mixed_alpha", "alpha"), ("trades_beta", "beta")):
+    for key, name in (
+        ("mixed_alpha", "alpha"),
+        ("trades_beta", "beta"),
+        ("gradalign_lam", "lambda"),
+    ):
         if get(key) is not None:
             parts.append(f"{name} {get(key):g}")
+    if get("awp_gamma"):
+        parts.append(f"AWP gamma {get('awp_gamma'):g}")
     if get("early_stopping_split"):
         parts.append(
             "robust early stopping on "

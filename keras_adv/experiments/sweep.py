@@ -81,6 +81,8 @@ class SweepSettings:
     train_random_start: bool | None = None  # the attack's own when None
     mixed_alpha: float | None = None  # objective mixed only (0.5 when None)
     trades_beta: float | None = None  # objective trades only (6 when None)
+    gradalign_lam: float | None = None  # objective gradalign only (0.2 when None)
+    awp_gamma: float = 0.0  # adversarial weight perturbation (0: off)
     crop_padding: int = 0  # random crop after this much zero padding
     flip: bool = False  # random horizontal flip
     early_stopping_split: float = 0.0  # held out for robust early stopping
@@ -284,6 +286,7 @@ def train_model(settings, eps, data, verbose=0, callbacks=()):
                 model=model,
                 attack=recipe.training_attack(settings, eps),
                 objective=recipe.objective(settings),
+                awp_gamma=settings.awp_gamma,
             )
         model.compile(
             recipe.optimizer(settings, steps_per_epoch),

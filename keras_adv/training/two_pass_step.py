@@ -99,6 +99,8 @@ def shared_pass_weights(model, x):
     attack = model.attack
     if backend.shared_pass_step is None or not model.shared_pass:
         return None
+    if model.awp_gamma:  # Keras's step runs at the perturbed weights
+        return None
     weights = model.objective.loss_weights
     if weights is None or sum(weights) <= 0:
         return None
