@@ -282,7 +282,8 @@ def build_parser():
         nargs="+",
         default=["fgsm", "pgd20"],
         help="attack names as for sweep, or autoattack (APGD-CE, APGD-T, FAB-T, "
-        "Square)",
+        "Square, each on the examples still robust), or autoattack-rand (APGD-CE "
+        "and APGD-DLR with 20 draws per gradient: models random at inference)",
     )
     evaluate.add_argument(
         "--epsilons", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.2]

@@ -75,3 +75,43 @@ def test_l2_ball(trained_logits_model, digits):
 def test_bad_hyperparameters_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
         APGD(0.1, **kwargs)
+
+
+def test_eot_averages_over_draws_a_pass_per_draw(trained_logits_model, digits):
+    """Each gradient takes `eot_draws` passes; on a deterministic model their
+    mean is the one-draw gradient, so the result is the same."""
+    import keras
+
+    _, (x, y) = digits
+    x, y = x[:32], y[:32]
+    calls = []
+
+    def forward(inputs):
+        calls.append(1)
+        return trained_logits_model(inputs, training=False)
+
+    results = {}
+    for draws in (1, 4):
+        calls.clear()
+        attack = APGD(0.1, steps=5, random_start=False, eot_draws=draws)
+        outputs = attack(forward, x, y, check_values=False)
+        results[draws] = keras.ops.convert_to_numpy(outputs)
+        results[f"calls{draws}"] = len(calls)
+    assert results["calls4"] == 4 * results["calls1"]
+    np.testing.assert_allclose(results[4], results[1], atol=1e-5)
+
+
+def test_eot_is_named_and_parsed():
+    from keras_adv.attacks import get
+    from keras_adv.attacks import name_of
+
+    attack = get("apgd-dlr50-eot20-l2")
+    assert (attack.steps, attack.eot_draws, attack.norm, attack.loss) == (
+        50, 20, "l2", "dlr"
+    )  # fmt: skip
+    assert name_of(attack) == "apgd-dlr50-eot20-l2"
+    assert name_of(APGD(0.1, eot_draws=20)) == "apgd-ce-eot20"
+    with pytest.raises(ValueError, match="apgd-ce and apgd-dlr only"):
+        get("pgd20-eot5")
+    with pytest.raises(ValueError, match="eot_draws"):
+        APGD(0.1, eot_draws=0)

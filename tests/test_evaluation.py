@@ -12,6 +12,7 @@ from keras_adv import RobustnessWarning
 from keras_adv import Square
 from keras_adv import autoattack
 from keras_adv import evaluate_robustness
+from keras_adv import sanity_checks
 
 
 @pytest.fixture(scope="module")
@@ -410,3 +411,69 @@ def test_correct_among_attacks_only_the_chosen_examples(
     shapes.clear()
     nobody = probe.correct_among(trained_image_model, attack, 0.1, np.zeros(70, bool))
     assert shapes == [] and not nobody.any()
+
+
+def noisy_model():
+    """Gaussian noise at inference too: a randomized defense."""
+    import keras
+
+    class Noise(keras.layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.seed_generator = keras.random.SeedGenerator(1)
+
+        def call(self, x):
+            noise = keras.random.normal(
+                keras.ops.shape(x), stddev=0.3, seed=self.seed_generator
+            )
+            return x + noise
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6,))
+    return keras.Model(inputs, keras.layers.Dense(3)(Noise()(inputs)))
+
+
+@pytest.mark.slow
+def test_autoattack_rand_attacks_a_randomized_model_with_eot():
+    import keras
+
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1, (32, 6)).astype("float32"), np.arange(32) % 3
+    model = noisy_model()
+    if keras.backend.backend() == "jax":
+        with pytest.raises(
+            ValueError, match="random at inference.*tensorflow or torch"
+        ):
+            evaluate_robustness(model, (x, y), epsilons=[0.1], checks=False)
+        return
+    result = evaluate_robustness(
+        model, (x, y), epsilons=[0.1], attacks="autoattack-rand", seed=0,
+        checks=False,
+    )  # fmt: skip
+    assert list(result.robust_accuracy) == ["apgd-ce-eot20", "apgd-dlr-eot20"]
+    assert result.cascade and result.worst_case[0] < result.clean_accuracy
+    from keras_adv.evaluation.probe import ProbeSet
+
+    probe = ProbeSet((x, y))
+    plain = sanity_checks.deterministic(probe, model, {"pgd": PGD(0.1)})
+    assert not plain.passed  # one-draw gradients on a random model: flagged
+    with_eot = sanity_checks.deterministic(
+        probe, model, autoattack(0.1, version="rand")
+    )
+    assert with_eot.passed and "EOT" in with_eot.message
+
+
+@pytest.mark.slow
+def test_autoattack_rand_on_a_deterministic_model_says_it_is_wasted(
+    trained_image_model, images
+):
+    x, y = images[0][:8], images[1][:8]
+    with pytest.warns(RobustnessWarning, match="deterministic at inference"):
+        evaluate_robustness(
+            trained_image_model, (x, y), epsilons=[0.1], attacks="autoattack-rand",
+            checks=False,
+        )  # fmt: skip
+    attacks = autoattack(0.1, version="rand")
+    assert [a.eot_draws for a in attacks.values()] == [20, 20]
+    with pytest.raises(ValueError, match="version"):
+        autoattack(0.1, version="fast")

@@ -71,6 +71,11 @@ class APGD(Attack):
             Defaults to `True`.
         loss: `"ce"` (crossentropy), `"dlr"` (needs 3 classes) or any attack
             loss (see `keras_adv.attacks.Attack`). Defaults to `"ce"`.
+        eot_draws: for models random at inference (expectation over
+            transformation, Athalye et al. 2018): each step's gradient is
+            the mean over this many forward and backward passes, each with
+            the model's own new random draw (AutoAttack's `rand` version
+            uses 20). Defaults to 1.
 
     `clip`, `targeted`, `from_logits` and `seed` are as in
     `keras_adv.attacks.Attack`.
@@ -99,8 +104,10 @@ class APGD(Attack):
         loss: str | Callable = "ce",
         from_logits: bool | None = None,
         seed: int | None = None,
+        eot_draws: int = 1,
     ):
         super().__init__(epsilon, norm, clip, targeted, loss, from_logits, seed)
+        self.eot_draws = validation.check_positive(eot_draws, "eot_draws", integer=True)
         if self.norm == "l1":
             raise ValueError(
                 "APGD's L1 version (Croce & Hein 2021) needs its own sparse steps "
@@ -165,6 +172,14 @@ class APGD(Attack):
             (_, (values, ok)), grad = backend.value_and_input_grad(
                 fn, point, has_aux=True
             )
+            for _ in range(self.eot_draws - 1):  # the mean over the draws
+                (_, (more, more_ok)), more_grad = backend.value_and_input_grad(
+                    fn, point, has_aux=True
+                )
+                values, ok, grad = values + more, more_ok, grad + more_grad
+            if self.eot_draws > 1:
+                values = values / self.eot_draws
+                grad = grad / self.eot_draws
             return values, ok, grad
 
         def where(mask, a, b):
@@ -226,6 +241,7 @@ class APGD(Attack):
             "restarts": self.restarts,
             "rho": self.rho,
             "random_start": self.random_start,
+            "eot_draws": self.eot_draws,
         }
 
 

@@ -25,12 +25,15 @@ GRAMMAR = (
     "'fgsm', 'nfgsm' (training only), 'pgd<steps>' (e.g. 'pgd20'), "
     "'mim<steps>', 'apgd-ce[<steps>]', 'apgd-dlr[<steps>]', 'apgd-t[<steps>]', "
     "'fab-t[<steps>]' (100 steps by default) or "
-    "'square[<queries>]' (5000 by default), then '-l2' or '-l1' for the L2 "
-    "or L1 ball instead of L-inf (not for square; '-l1' not for apgd)"
+    "'square[<queries>]' (5000 by default), then '-eot<draws>' for apgd-ce "
+    "and apgd-dlr on models random at inference (e.g. 'apgd-ce-eot20'), then "
+    "'-l2' or '-l1' for the L2 or L1 ball instead of L-inf (not for square; "
+    "'-l1' not for apgd)"
 )
 
 _PATTERN = re.compile(
-    r"(n-?fgsm|fgsm|pgd|mim|apgd-ce|apgd-dlr|apgd-t|fab-t|square)-?(\d*)(?:-(linf|l2|l1))?"
+    r"(n-?fgsm|fgsm|pgd|mim|apgd-ce|apgd-dlr|apgd-t|fab-t|square)-?(\d*)"
+    r"(?:-eot(\d+))?(?:-(linf|l2|l1))?"
 )
 
 
@@ -65,7 +68,8 @@ def get(name: "str | Attack", epsilon: float = 0.0, seed: int | None = None) -> 
     match = _PATTERN.fullmatch(name.strip().lower())
     if match is None:
         raise ValueError(f"Attack names are {GRAMMAR}. Received: {name!r}")
-    kind, number, norm = match.group(1), match.group(2), match.group(3) or "linf"
+    kind, number, draws = match.group(1), match.group(2), match.group(3)
+    norm = match.group(4) or "linf"
     kind = "nfgsm" if kind == "n-fgsm" else kind
     if kind in ("fgsm", "nfgsm") and number:
         raise ValueError(f"'{kind}' takes no step count. Received: {name!r}")
@@ -80,6 +84,12 @@ def get(name: "str | Attack", epsilon: float = 0.0, seed: int | None = None) -> 
         )
     if kind in ("square", "fab-t") and norm != "linf":
         raise ValueError(f"'{kind}' attacks the L-inf ball only. Received: {name!r}")
+    if draws is not None and kind not in ("apgd-ce", "apgd-dlr"):
+        raise ValueError(
+            f"'-eot<draws>' applies to apgd-ce and apgd-dlr only. Received: {name!r}"
+        )
+    if draws is not None and int(draws) < 1:
+        raise ValueError(f"'-eot<draws>' needs draws >= 1. Received: {name!r}")
     if number and int(number) < 1:
         raise ValueError(f"Attack names need a count >= 1. Received: {name!r}")
     # Without a count, the class's own default (AutoAttack's for APGD, Square).
@@ -100,7 +110,8 @@ def get(name: "str | Attack", epsilon: float = 0.0, seed: int | None = None) -> 
         return FABT(epsilon, seed=seed, **count)
     if kind == "square":
         return Square(epsilon, seed=seed, **count)
-    return APGD(epsilon, norm, loss=kind[5:], seed=seed, **count)
+    eot = {} if draws is None else {"eot_draws": int(draws)}
+    return APGD(epsilon, norm, loss=kind[5:], seed=seed, **count, **eot)
 
 
 def for_measuring(attack: Attack, argument: str = "attacks") -> Attack:
@@ -142,6 +153,8 @@ def name_of(attack: Attack) -> str:
     elif isinstance(attack, APGD):
         loss = attack.loss if attack.loss in ("ce", "dlr") else "custom"
         base = _counted(f"apgd-{loss}", attack, "steps")
+        if attack.eot_draws > 1:
+            base = f"{base}-eot{attack.eot_draws}"
     elif isinstance(attack, (PGD, MIM)):
         base = f"{type(attack).__name__.lower()}{attack.steps}"
     elif isinstance(attack, Square):

@@ -27,12 +27,16 @@ from keras_adv.evaluation.state import EvaluationState
 from keras_adv.evaluation.state import digest
 
 AUTOATTACK = "autoattack"
+AUTOATTACK_RAND = "autoattack-rand"
 
 
 def autoattack(
-    epsilon: float, norm: str = "linf", seed: int | None = None
+    epsilon: float,
+    norm: str = "linf",
+    seed: int | None = None,
+    version: str = "standard",
 ) -> dict[str, Attack]:
-    """AutoAttack's standard set: `{name: attack}`.
+    """AutoAttack's standard set (or its `rand` version): `{name: attack}`.
 
     APGD-CE (100 steps), APGD-T (targeted DLR, 9 target classes, 100 steps
     each) and, for L-inf, FAB-T (9 target classes, 100 steps each) and Square
@@ -40,7 +44,22 @@ def autoattack(
     adversarial robustness with an ensemble of diverse parameter-free
     attacks", Croce & Hein 2020, arXiv:2003.01690. On L2 the set has no
     FAB-T and no Square here (their L2 versions are not implemented).
+
+    `version="rand"` is AutoAttack's set for models random at inference:
+    APGD-CE and APGD-DLR, 100 steps, each step's gradient averaged over 20
+    draws of the model's randomness (`APGD(eot_draws=20)`).
     """
+    if version == "rand":
+        attacks = [
+            APGD(epsilon, norm, steps=100, loss=loss, seed=seed, eot_draws=20)
+            for loss in ("ce", "dlr")
+        ]
+        return {name_of(attack): attack for attack in attacks}
+    if version != "standard":
+        raise ValueError(
+            "Argument `version` must be 'standard' or 'rand'. "
+            f"Received: version={version!r}"
+        )
     attacks = [
         APGD(epsilon, norm, steps=100, loss="ce", seed=seed),
         APGDT(epsilon, norm, steps=100, target_classes=9, seed=seed),
@@ -199,7 +218,8 @@ def evaluate_robustness(
         model: a `keras.Model` with one output (logits preferred).
         data: an `(x, y)` pair of arrays or a dataset of `(x, y)` batches.
         epsilons: the budgets to evaluate, on the scale of the inputs.
-        attacks: `"autoattack"` (see `autoattack`), a list of `Attack`s or
+        attacks: `"autoattack"` (see `autoattack`), `"autoattack-rand"`
+            (its version for models random at inference), a list of `Attack`s or
             attack names (`["fgsm", "pgd20"]`, see `keras_adv.attacks.get`),
             or a `{name: Attack}` dict. Results are keyed by the attacks'
             names (`keras_adv.attacks.name_of`). The attacks' own epsilon is
@@ -239,8 +259,9 @@ def evaluate_robustness(
             same, and an example costs nothing more once broken. Each
             attack's `robust_accuracy` is then the accuracy after it and
             the ones before it (what AutoAttack prints), not its own.
-            Defaults to `None`: on for `attacks="autoattack"`, off for a
-            list or dict of attacks (whose rows are then each attack's own).
+            Defaults to `None`: on for `"autoattack"` and
+            `"autoattack-rand"`, off for a list or dict of attacks (whose
+            rows are then each attack's own).
 
     Returns:
         A `RobustnessResult`.
@@ -265,7 +286,7 @@ def evaluate_robustness(
     check_single_output(model, "evaluate_robustness")
     epsilons = _check_epsilons(epsilons)
     if cascade is None:
-        cascade = isinstance(attacks, str) and attacks == AUTOATTACK
+        cascade = isinstance(attacks, str) and attacks in (AUTOATTACK, AUTOATTACK_RAND)
     cascade = validation.check_bool(cascade, "cascade")
     named = _named_attacks(attacks, epsilons, seed)
     tolerance = validation.check_epsilon(tolerance, "tolerance")
@@ -290,6 +311,7 @@ def evaluate_robustness(
     )
     for clip in {attack.clip for attack in named.values()}:  # at epsilon 0 too
         probe.check_range(clip)
+    _check_randomness(probe, model, attacks == AUTOATTACK_RAND)
     say = print if verbose else None
     state = None
     if state_path is not None:
@@ -410,6 +432,31 @@ def _correct_per_example(
     return clean, correct
 
 
+def _check_randomness(probe, model, rand_preset):
+    """Refuses a model random at inference on JAX; warns when the preset for
+    random models is spent on a deterministic one. Two predictions of the
+    probe's first examples tell (on JAX and with the preset only)."""
+    on_jax = keras.backend.backend() == "jax"
+    if not (on_jax or rand_preset):
+        return
+    stochastic = not sanity_checks.deterministic(probe, model).passed
+    if stochastic and on_jax:
+        raise ValueError(
+            "The model is random at inference (two predictions of the same "
+            "inputs differ); on JAX the compiled attacks cannot carry its random "
+            "state through their loops. Evaluate it with KERAS_BACKEND="
+            "tensorflow or torch (attacks='autoattack-rand' averages over its draws)."
+        )
+    if rand_preset and not stochastic:
+        warnings.warn(
+            "attacks='autoattack-rand' averages each gradient over 20 draws, but "
+            "the model is deterministic at inference (two predictions agree): "
+            "attacks='autoattack' is stronger here and 20 times cheaper.",
+            RobustnessWarning,
+            stacklevel=3,
+        )
+
+
 def _check_epsilons(epsilons):
     if isinstance(epsilons, (int, float)):
         epsilons = [epsilons]
@@ -421,12 +468,14 @@ def _check_epsilons(epsilons):
 
 def _named_attacks(attacks, epsilons, seed):
     if isinstance(attacks, str):
-        if attacks != AUTOATTACK:
+        if attacks not in (AUTOATTACK, AUTOATTACK_RAND):
             raise ValueError(
-                f"Argument `attacks` must be '{AUTOATTACK}', a list of attacks or a "
-                f"dict of named attacks. Received: attacks={attacks!r}"
+                f"Argument `attacks` must be '{AUTOATTACK}', '{AUTOATTACK_RAND}', a "
+                "list of attacks or a dict of named attacks. "
+                f"Received: attacks={attacks!r}"
             )
-        return autoattack(max(epsilons), seed=seed)
+        version = "rand" if attacks == AUTOATTACK_RAND else "standard"
+        return autoattack(max(epsilons), seed=seed, version=version)
     if isinstance(attacks, dict):
         named = dict(attacks)
     else:

@@ -69,7 +69,7 @@ def run_checks(
     accuracy[WORST_CASE] = [w.mean() for w in worst]
     return [
         outputs_are_logits(probe, model),
-        deterministic(probe, model),
+        deterministic(probe, model, attacks),
         zero_gradients(probe, model),
         chance_at_large_epsilon(probe, model, attacks, tolerance),
         accuracy_falls_with_epsilon(accuracy, epsilons, tolerance),
@@ -109,14 +109,29 @@ def outputs_are_logits(probe: ProbeSet, model: keras.Model) -> Check:
     )
 
 
-def deterministic(probe: ProbeSet, model: keras.Model) -> Check:
-    """A randomized model needs attacks that average over its randomness (EOT)."""
+def deterministic(
+    probe: ProbeSet, model: keras.Model, attacks: Attacks | None = None
+) -> Check:
+    """A randomized model needs attacks that average over its randomness (EOT).
+
+    Passes for a stochastic model when every attack averages its gradients
+    over draws (`APGD(eot_draws=...)`, `attacks="autoattack-rand"`).
+    """
     x = probe.x[:256]
     first, second = probe.predict(model, x), probe.predict(model, x)
     gap = float(np.max(np.abs(np.asarray(first) - np.asarray(second))))
     scale = 1e-5 * (1.0 + float(np.max(np.abs(first))))
     if gap <= scale:
         return Check("deterministic", True, "Two predictions of the same inputs agree.")
+    if attacks and all(getattr(a, "eot_draws", 1) > 1 for a in attacks.values()):
+        return Check(
+            "deterministic",
+            True,
+            f"Two predictions of the same inputs differ by up to {gap:.3g}: the "
+            "model is stochastic at inference, and every attack averages its "
+            "gradients over draws (EOT).",
+            {"max_output_difference": gap},
+        )
     return Check(
         "deterministic",
         False,

@@ -262,8 +262,8 @@ def _evaluate(args):
     say = _say(options)
     seed = options.get("seed", 0)
     epsilons = cli_options.check("epsilons", args.epsilons)
-    if args.attacks == ["autoattack"]:
-        attacks = "autoattack"
+    if args.attacks in (["autoattack"], ["autoattack-rand"]):
+        attacks = args.attacks[0]  # AutoAttack's cascade, standard or rand
     else:
         # One spelling each (`PGD-20` and `pgd20` are one row); built with
         # `seed` by evaluate_robustness.
