@@ -113,6 +113,12 @@ def _recipe_arguments(parser):
         "norm (Wu et al. 2020; e.g. 0.005; default 0: off)",
     )
     recipe.add_argument(
+        "--awp-warmup",
+        type=int,
+        metavar="EPOCHS",
+        help="epochs before the weight perturbation starts (default 0)",
+    )
+    recipe.add_argument(
         "--crop-padding",
         type=int,
         metavar="PIXELS",

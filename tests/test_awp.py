@@ -111,3 +111,30 @@ def test_awp_trains_saves_and_is_checked(tmp_path):
             model=linear(), attack=PGD(0.1, steps=2), objective="freelb",
             awp_gamma=0.01,
         )  # fmt: skip
+
+
+def test_no_weight_perturbation_during_the_warmup_epochs():
+    x, y = data()
+
+    def trained(epochs, **awp):
+        model = linear()
+        adv = AdversarialModel(
+            model=model, attack=FGSM(0.1, clip=None), objective="madry", **awp
+        )
+        adv.compile(keras.optimizers.SGD(0.5), CE)
+        history = adv.fit(x, y, batch_size=len(y), epochs=epochs, shuffle=False,
+                          verbose=0).history  # fmt: skip
+        return model.get_weights()[0], history
+
+    plain, _ = trained(1)
+    warming, history = trained(1, awp_gamma=0.3, awp_warmup=1)
+    np.testing.assert_allclose(warming, plain, rtol=1e-6)  # epoch 1: no AWP
+    assert history["awp_scale"] == [0.0]
+    plain, _ = trained(2)
+    started, history = trained(2, awp_gamma=0.3, awp_warmup=1)
+    assert np.abs(started - plain).max() > 1e-4  # epoch 2: AWP
+    assert history["awp_scale"] == [0.0, 1.0]
+    with pytest.raises(ValueError, match="awp_warmup"):
+        AdversarialModel(model=linear(), attack=FGSM(0.1), awp_warmup=2)
+    with pytest.raises(ValueError, match="awp_warmup"):
+        AdversarialModel(model=linear(), attack=FGSM(0.1), awp_gamma=0.1, awp_warmup=-1)

@@ -170,7 +170,9 @@ def _recipe_line(settings):
         if get(key) is not None:
             parts.append(f"{name} {get(key):g}")
     if get("awp_gamma"):
-        parts.append(f"AWP gamma {get('awp_gamma'):g}")
+        warmup = get("awp_warmup")
+        after = f" from epoch {warmup + 1}" if warmup else ""
+        parts.append(f"AWP gamma {get('awp_gamma'):g}{after}")
     if get("early_stopping_split"):
         parts.append(
             "robust early stopping on "

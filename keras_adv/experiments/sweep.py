@@ -83,6 +83,7 @@ class SweepSettings:
     trades_beta: float | None = None  # objective trades only (6 when None)
     gradalign_lam: float | None = None  # objective gradalign only (0.2 when None)
     awp_gamma: float = 0.0  # adversarial weight perturbation (0: off)
+    awp_warmup: int = 0  # epochs before it starts
     crop_padding: int = 0  # random crop after this much zero padding
     flip: bool = False  # random horizontal flip
     early_stopping_split: float = 0.0  # held out for robust early stopping
@@ -287,6 +288,7 @@ def train_model(settings, eps, data, verbose=0, callbacks=()):
                 attack=recipe.training_attack(settings, eps),
                 objective=recipe.objective(settings),
                 awp_gamma=settings.awp_gamma,
+                awp_warmup=settings.awp_warmup,
             )
         model.compile(
             recipe.optimizer(settings, steps_per_epoch),

@@ -56,6 +56,7 @@ _ADV_ARGS = (
     "shared_pass",
     "log_clean",
     "awp_gamma",
+    "awp_warmup",
 )
 
 
@@ -132,6 +133,9 @@ class AdversarialModel(keras.Model):
             `AdvWeightPerturb`: one proxy step, then perturb, step,
             restore). One more forward-backward pass per step. The paper:
             0.005 to 0.01 with PGD-10 on CIFAR-10. Defaults to 0 (off).
+        awp_warmup: epochs of training without the weight perturbation
+            (their `--awp-warmup`), for models that must first leave chance
+            level. Defaults to 0.
     """
 
     def __init__(
@@ -149,6 +153,7 @@ class AdversarialModel(keras.Model):
         shared_pass: bool = True,
         log_clean: bool = True,
         awp_gamma: float = 0.0,
+        awp_warmup: int = 0,
         **kwargs,
     ):
         if model is not None:
@@ -237,6 +242,18 @@ class AdversarialModel(keras.Model):
                 "trajectory of them. Use another objective, or awp_gamma=0."
             )
         self.awp_gamma = float(awp_gamma)
+        if not (isinstance(awp_warmup, int) and awp_warmup == 0):
+            awp_warmup = validation.check_positive(
+                awp_warmup, "awp_warmup", integer=True
+            )
+        self.awp_schedule = EpsilonSchedule(awp_warmup)
+        if self.awp_schedule.active and not self.awp_gamma:
+            raise ValueError(
+                "Argument `awp_warmup` delays the weight perturbation, which is off "
+                f"(awp_gamma=0). Set awp_gamma too. Received: awp_warmup={awp_warmup!r}"
+            )
+        if self.awp_schedule.active:  # only then: other models keep their weights
+            self.awp_scale = keras.Variable(1.0, trainable=False, name="awp_scale")
         attack_training = validation.check_bool(attack_training, "attack_training")
         if attack_training and not backend.TRAINING_MODE_ATTACKS:
             raise ValueError(
@@ -347,6 +364,8 @@ class AdversarialModel(keras.Model):
         callbacks = list(arguments.get("callbacks") or [])
         if self.schedule.active:
             callbacks.insert(0, self.schedule.callback(self.epsilon_scale))
+        if self.awp_schedule.active:
+            callbacks.insert(0, self.awp_schedule.callback(self.awp_scale, "awp_scale"))
         arguments["callbacks"] = callbacks
         self._data_checked = True
         try:
@@ -468,6 +487,8 @@ class AdversarialModel(keras.Model):
             scale = ops.sqrt(ops.sum(ops.square(value))) / (
                 ops.sqrt(ops.sum(ops.square(grad))) + 1e-20
             )
+            if self.awp_schedule.active:  # 0 during the warm-up epochs
+                scale = scale * ops.cast(self.awp_scale, scale.dtype)
             deltas.append(ops.cast(self.awp_gamma * scale * grad, value.dtype))
         return deltas
 
@@ -674,6 +695,7 @@ class AdversarialModel(keras.Model):
             "shared_pass": self.shared_pass,
             "log_clean": self.log_clean,
             "awp_gamma": self.awp_gamma,
+            "awp_warmup": self.awp_schedule.warmup,
         }
 
     @classmethod

@@ -32,23 +32,25 @@ class EpsilonSchedule:
             return (epoch - self.warmup + 1) / self.ramp
         return 1.0
 
-    def callback(self, variable):
-        """A callback that writes `scale(epoch)` into `variable` each epoch."""
-        return _ScheduleCallback(self, variable)
+    def callback(self, variable, log_name="adv_epsilon_scale"):
+        """A callback that writes `scale(epoch)` into `variable` each epoch
+        (and into the epoch's logs as `log_name`)."""
+        return _ScheduleCallback(self, variable, log_name)
 
 
 class _ScheduleCallback(keras.callbacks.Callback):
-    def __init__(self, schedule, variable):
+    def __init__(self, schedule, variable, log_name):
         super().__init__()
         self.schedule = schedule
         self.variable = variable
+        self.log_name = log_name
 
     def on_epoch_begin(self, epoch, logs=None):
         self.variable.assign(self.schedule.scale(epoch))
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
-            logs["adv_epsilon_scale"] = self.schedule.scale(epoch)
+            logs[self.log_name] = self.schedule.scale(epoch)
 
     def on_train_end(self, logs=None):
         self.variable.assign(1.0)  # evaluate after fit uses the full budget
