@@ -100,6 +100,6 @@ class APGDT(APGD):
 
     def get_config(self):
         config = super().get_config()
-        for name in ("targeted", "loss"):
+        for name in ("targeted", "loss", "eot_draws"):  # not APGD-T's arguments
             config.pop(name)
         return {**config, "target_classes": self.target_classes}
