@@ -225,11 +225,7 @@ class AdversarialModel(keras.Model):
                 "log_clean=False"
             )
         self.log_clean = log_clean
-        if (
-            isinstance(awp_gamma, bool)
-            or not isinstance(awp_gamma, (int, float))
-            or not (0.0 <= awp_gamma < 1.0)
-        ):
+        if validation.check_epsilon(awp_gamma, "awp_gamma") >= 1.0:
             raise ValueError(
                 "Argument `awp_gamma` must be a number in [0, 1): the size of the "
                 "weight perturbation relative to each layer's weight norm, e.g. "
@@ -242,11 +238,7 @@ class AdversarialModel(keras.Model):
                 "trajectory of them. Use another objective, or awp_gamma=0."
             )
         self.awp_gamma = float(awp_gamma)
-        if not (isinstance(awp_warmup, int) and awp_warmup == 0):
-            awp_warmup = validation.check_positive(
-                awp_warmup, "awp_warmup", integer=True
-            )
-        self.awp_schedule = EpsilonSchedule(awp_warmup)
+        self.awp_schedule = EpsilonSchedule(awp_warmup, names=("awp_warmup", None))
         if self.awp_schedule.active and not self.awp_gamma:
             raise ValueError(
                 "Argument `awp_warmup` delays the weight perturbation, which is off "

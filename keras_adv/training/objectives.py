@@ -108,17 +108,7 @@ class Regularized(Objective):
     """
 
     def __init__(self, multiplier: float = 0.2):
-        if isinstance(multiplier, bool) or not isinstance(multiplier, (int, float)):
-            raise ValueError(
-                "Argument `multiplier` must be a number >= 0. "
-                f"Received: multiplier={multiplier!r}"
-            )
-        if not multiplier >= 0.0:
-            raise ValueError(
-                "Argument `multiplier` must be >= 0 (the adversarial loss's "
-                f"weight). Received: multiplier={multiplier}"
-            )
-        self.multiplier = float(multiplier)
+        self.multiplier = validation.check_epsilon(multiplier, "multiplier")
         self.loss_weights = (1.0, self.multiplier)
 
     def combine(self, clean, adversarial, y_pred, y_pred_adv):
@@ -268,11 +258,7 @@ class GradAlign(Objective):
     has_penalty = True
 
     def __init__(self, lam: float = 0.2, from_logits: bool | None = None):
-        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam >= 0:
-            raise ValueError(
-                f"Argument `lam` must be a number >= 0. Received: lam={lam!r}"
-            )
-        self.lam = float(lam)
+        self.lam = validation.check_epsilon(lam, "lam")
         self.from_logits = from_logits
 
     def combine(self, clean, adversarial, y_pred, y_pred_adv):

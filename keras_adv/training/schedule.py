@@ -14,11 +14,13 @@ class EpsilonSchedule:
     Args:
         warmup: epochs before the attack starts, >= 0.
         ramp: epochs to reach the full budget, >= 0.
+        names: the arguments `warmup` and `ramp` came from, for errors.
+            Defaults to `AdversarialModel`'s, `adv_warmup` and `epsilon_ramp`.
     """
 
-    def __init__(self, warmup=0, ramp=0):
-        self.warmup = _non_negative_int(warmup, "adv_warmup")
-        self.ramp = _non_negative_int(ramp, "epsilon_ramp")
+    def __init__(self, warmup=0, ramp=0, names=("adv_warmup", "epsilon_ramp")):
+        self.warmup = _non_negative_int(warmup, names[0])
+        self.ramp = _non_negative_int(ramp, names[1])
 
     @property
     def active(self):

@@ -13,6 +13,7 @@ ball. That is keras-adv's `FGSM` and `PGD`, which `attack_of` builds.
 import dataclasses
 import enum
 
+from keras_adv import argument_validation as validation
 from keras_adv.attacks.attack import Attack
 from keras_adv.attacks.fgsm import FGSM
 from keras_adv.attacks.pgd import PGD
@@ -156,41 +157,27 @@ def attack_of(config: AdvNeighborConfig) -> Attack:
             f"images. Received: clip_value_min={low!r}, clip_value_max={high!r}"
         )
     clip = None if low is None else (low, high)
-    for name in ("adv_step_size", "pgd_epsilon"):
-        value = getattr(config, name)
-        if value is None and name == "pgd_epsilon":
-            continue
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not (value > 0)
-        ):
-            raise ValueError(
-                f"Argument `{name}` must be a number > 0, on the scale of the "
-                f"features. Received: {name}={value!r}"
-            )
+    step_size = validation.check_positive(config.adv_step_size, "adv_step_size")
+    epsilon = validation.check_positive(
+        config.pgd_epsilon, "pgd_epsilon", allow_none=True
+    )
+    steps = validation.check_positive(
+        config.pgd_iterations, "pgd_iterations", integer=True
+    )
+    random_init = validation.check_bool(config.random_init, "random_init")
     norm = _NORMS[config.adv_grad_norm]
-    steps = config.pgd_iterations
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(
-            "Argument `pgd_iterations` must be an integer >= 1. "
-            f"Received: pgd_iterations={steps!r}"
-        )
-    if config.random_init and config.pgd_epsilon is None:
+    if random_init and epsilon is None:
         raise ValueError(
             "Argument `random_init=True` draws the start in the pgd_epsilon ball: "
             "set pgd_epsilon too. Received: pgd_epsilon=None"
         )
-    if steps == 1 and config.pgd_epsilon is None:
-        return FGSM(config.adv_step_size, norm=norm, clip=clip)
-    epsilon = config.pgd_epsilon
-    if epsilon is None:
-        epsilon = steps * config.adv_step_size
+    if steps == 1 and epsilon is None:
+        return FGSM(step_size, norm=norm, clip=clip)
     return PGD(
-        epsilon,
+        steps * step_size if epsilon is None else epsilon,
         norm=norm,
         steps=steps,
-        step_size=config.adv_step_size,
-        random_start=bool(config.random_init),
+        step_size=step_size,
+        random_start=random_init,
         clip=clip,
     )
