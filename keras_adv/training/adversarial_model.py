@@ -210,7 +210,7 @@ class AdversarialModel(keras.Model):
                 f"log_clean=True). Received: attack={attack!r}, "
                 f"log_clean={log_clean!r}"
             )
-        if self.objective.has_penalty and (layer is not None or not log_clean):
+        if self.objective.penalty is not None and (layer is not None or not log_clean):
             raise ValueError(
                 f"Objective {self.objective!r} computes input gradients at the "
                 "clean inputs: it needs perturb=None (the model's inputs, not a "
@@ -557,7 +557,7 @@ class AdversarialModel(keras.Model):
                 clean, adv, y_pred, y_pred_adv, y=y, sample_weight=sample_weight
             )
         loss = self.objective.combine(clean, adv, y_pred, y_pred_adv)
-        if training and self.objective.has_penalty:  # GradAlign
+        if training and self.objective.penalty is not None:  # GradAlign
             loss = loss + self._penalty(x, y)
         return loss
 

@@ -27,9 +27,9 @@ class Objective:
     # `(clean, adversarial)` when the loss is `clean * L(x) + adversarial *
     # L(x_adv)` (the two-pass training step needs to know); `None` otherwise.
     loss_weights = None
-    # True: `penalty(forward, x, y, epsilon, norm, seed)` adds a term computed
-    # from the clean inputs themselves (GradAlign), in training only.
-    has_penalty = False
+    # A method `penalty(forward, x, y, epsilon, norm, seed)` where a term
+    # computed from the clean inputs is added in training (GradAlign); `None`.
+    penalty = None
 
     def combine(self, clean, adversarial, y_pred, y_pred_adv):
         raise NotImplementedError
@@ -255,7 +255,6 @@ class GradAlign(Objective):
     """
 
     needs_clean_loss = False
-    has_penalty = True
 
     def __init__(self, lam: float = 0.2, from_logits: bool | None = None):
         self.lam = validation.check_epsilon(lam, "lam")
