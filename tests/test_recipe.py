@@ -131,6 +131,7 @@ def test_the_objective_takes_its_parameter():
         ({"trades_beta": 6.0}, "only apply with objective = 'trades'"),
         ({"mixed_alpha": 0.5}, "only apply with objective = 'mixed'"),
         ({"gradalign_lam": 1.0}, "only apply with objective = 'gradalign'"),
+        ({"awp_warmup": 5}, "only apply with awp_gamma > 0"),
         ({"objective": "mixed", "mixed_alpha": 2.0}, "alpha"),
         ({"train_attack": "apgd-ce", "train_relative_step_size": 1.0}, "step_size"),
         ({"train_attack": "square", "train_random_start": True}, "random_start"),

@@ -103,6 +103,10 @@ def check(settings):
         "objective = 'gradalign'",
         s.objective,
     )
+    _only_for(
+        bool(s.awp_warmup), bool(s.awp_gamma), "awp_warmup", "awp_gamma > 0",
+        s.awp_gamma,
+    )  # fmt: skip
     objective(s)  # the objective's own range checks
     validation.check_positive(
         s.train_relative_step_size, "train_relative_step_size", allow_none=True
