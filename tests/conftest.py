@@ -52,6 +52,32 @@ def mlp(activation=None, seed=0):
     )
 
 
+def softmax(z):
+    """Row-wise softmax in NumPy, for formulas computed by hand."""
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def linear_grads(w, b, x, y):
+    """A linear softmax model's crossentropy, by hand: `(d/dw, d/db)` of the
+    batch mean and `d/dx` of each example's own loss."""
+    residual = softmax(x @ w + b)
+    residual[np.arange(len(y)), y] -= 1.0
+    return x.T @ residual / len(y), residual.sum(axis=0) / len(y), residual @ w.T
+
+
+def linear_model(features, classes, scale=1.0, bias=None, seed=0, name=None):
+    """`Input -> Dense` with NumPy-drawn weights, the same on every backend."""
+    inputs = keras.Input((features,), name=name)
+    model = keras.Model(inputs, keras.layers.Dense(classes)(inputs))
+    rng = np.random.default_rng(seed)
+    bias = np.zeros(classes) if bias is None else np.asarray(bias)
+    model.set_weights(
+        [rng.normal(0, scale, (features, classes)).astype("float32"), bias]
+    )
+    return model
+
+
 @pytest.fixture(scope="session")
 def trained_logits_model(digits):
     """A small MLP trained on digits (about 95% test accuracy), outputs logits."""

@@ -7,35 +7,19 @@ import pytest
 from keras_adv import FGSM
 from keras_adv import PGD
 from keras_adv import AdversarialModel
+from tests.conftest import linear_grads
+from tests.conftest import linear_model
 
 CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
 def linear():
-    inputs = keras.Input((5,))
-    model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
-    rng = np.random.default_rng(0)  # the same weights on every backend
-    model.set_weights(
-        [rng.normal(0, 1.0, (5, 3)).astype("float32"), np.array([0.2, -0.1, 0.0])]
-    )
-    return model
+    return linear_model(5, 3, bias=[0.2, -0.1, 0.0])
 
 
 def data(n=16):
     rng = np.random.default_rng(1)
     return rng.uniform(0, 1, (n, 5)).astype("float32"), rng.integers(0, 3, n)
-
-
-def softmax(z):
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def grads(w, b, x, y):
-    """Mean crossentropy's gradients: (d/dw, d/db, d/dx per example)."""
-    residual = softmax(x @ w + b)
-    residual[np.arange(len(y)), y] -= 1.0
-    return x.T @ residual / len(y), residual.sum(0) / len(y), residual @ w.T
 
 
 @pytest.mark.parametrize("log_clean", [True, False])
@@ -57,15 +41,15 @@ def test_one_step_is_the_gradient_at_the_perturbed_weights_applied_to_w(log_clea
     adv.compile(keras.optimizers.SGD(lr), CE)
     adv.fit(x, y, batch_size=len(y), epochs=1, shuffle=False, verbose=0)
 
-    x_adv = x + eps * np.sign(grads(w, b, x, y)[2])
-    g_w, _, _ = grads(w, b, x_adv, y)
+    x_adv = x + eps * np.sign(linear_grads(w, b, x, y)[2])
+    g_w, _, _ = linear_grads(w, b, x_adv, y)
     v = gamma * np.linalg.norm(w) * g_w / np.linalg.norm(g_w)
-    step_w, step_b, _ = grads(w + v, b, x_adv, y)
+    step_w, step_b, _ = linear_grads(w + v, b, x_adv, y)
     new_w, new_b = model.get_weights()
     np.testing.assert_allclose(new_w, w - lr * step_w, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(new_b, b - lr * step_b, rtol=1e-4, atol=1e-6)
     # and not the plain step at w
-    plain_w = w - lr * grads(w, b, x_adv, y)[0]
+    plain_w = w - lr * linear_grads(w, b, x_adv, y)[0]
     assert np.abs(new_w - plain_w).max() > 1e-3
 
 

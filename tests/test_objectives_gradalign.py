@@ -8,19 +8,14 @@ from keras import ops
 from keras_adv import FGSM
 from keras_adv import AdversarialModel
 from keras_adv.training import objectives
+from tests.conftest import linear_grads
+from tests.conftest import linear_model
 
 CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
 def linear(seed=0):
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((5,))
-    model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
-    rng = np.random.default_rng(seed)  # the same weights on every backend
-    model.set_weights(
-        [rng.normal(0, 1.5, (5, 3)).astype("float32"), np.array([0.5, -0.5, 0.0])]
-    )
-    return model
+    return linear_model(5, 3, scale=1.5, bias=[0.5, -0.5, 0.0], seed=seed)
 
 
 def data(n=12, seed=0):
@@ -30,15 +25,8 @@ def data(n=12, seed=0):
     return x, rng.integers(0, 3, n), eta
 
 
-def softmax(z):
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def input_grad(w, b, x, y):
-    p = softmax(x @ w + b)
-    p[np.arange(len(y)), y] -= 1.0
-    return p @ w.T
+    return linear_grads(w, b, x, y)[2]
 
 
 def alignment_by_hand(w, b, x, y, eta, lam, fixed=None):

@@ -9,11 +9,7 @@ from keras_adv.attacks import PGD
 from keras_adv.training import AdversarialModel
 from keras_adv.training import objectives
 from tests.conftest import mlp
-
-
-def softmax(z):
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+from tests.conftest import softmax
 
 
 def mart_by_hand(logits, logits_adv, y, beta, weight):
