@@ -6,7 +6,9 @@ minutes on two CPU cores). Each method trains the reference CNN on digits
 methods' epochs are interleaved, `--rounds` each, and the median epoch time
 is divided by the clean epoch's. Forward-backward passes per step, for
 comparison: clean 1, FGSM-mixed 2 (one shared), FGSM-RS / N-FGSM 2, PGD-7
-madry 8, TRADES (KL attack) and MART 9, FreeLB over PGD-3 6.
+madry 8, TRADES (KL attack) and MART 9, FreeLB over PGD-3 6, regularized
+(NSL's form, two-pass like FGSM-mixed) 2, GradAlign over FGSM 4 plus a
+double backward, PGD-7 madry with AWP 9.
 """
 
 import argparse
@@ -35,14 +37,20 @@ METHODS = {  # name -> (attack, objective); None trains clean
     "pgd7 trades": (lambda: PGD(EPS, steps=7, seed=0), "trades"),
     "pgd7 mart": (lambda: PGD(EPS, steps=7, seed=0), "mart"),
     "pgd3 freelb": (lambda: PGD(EPS, steps=3, seed=0), "freelb"),
+    "fgsm regularized": (lambda: FGSM(EPS), "regularized"),
+    "fgsm gradalign": (lambda: FGSM(EPS), "gradalign"),
+    "pgd7 madry awp": (lambda: PGD(EPS, steps=7, seed=0), "madry", 0.005),
 }
 
 
 def build(method, shape):
     model = small_cnn(shape, 10, seed=0)
     if METHODS[method] is not None:
-        attack, objective = METHODS[method]
-        model = AdversarialModel(model=model, attack=attack(), objective=objective)
+        attack, objective, *awp = METHODS[method]
+        model = AdversarialModel(
+            model=model, attack=attack(), objective=objective,
+            awp_gamma=awp[0] if awp else 0.0,
+        )  # fmt: skip
     model.compile(
         keras.optimizers.Adam(1e-3),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
