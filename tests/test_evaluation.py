@@ -477,3 +477,24 @@ def test_autoattack_rand_on_a_deterministic_model_says_it_is_wasted(
     assert [a.eot_draws for a in attacks.values()] == [20, 20]
     with pytest.raises(ValueError, match="version"):
         autoattack(0.1, version="fast")
+
+
+def test_a_model_without_random_layers_is_not_predicted_twice(
+    trained_image_model, images, monkeypatch
+):
+    """The randomness check asks only models holding a seed generator (an
+    AdversarialModel's training attack's does not count): `predict` cannot
+    gather a multi-process JAX distribution's outputs."""
+    from keras_adv import AdversarialModel
+    from keras_adv.evaluation.probe import ProbeSet
+
+    def refuse(*args):
+        raise AssertionError("predict was called")
+
+    monkeypatch.setattr(ProbeSet, "predict", refuse)
+    model = AdversarialModel(model=trained_image_model, attack=PGD(0.1, seed=0))
+    result = evaluate_robustness(
+        model, (images[0][:16], images[1][:16]), epsilons=[0.1],
+        attacks=[FGSM(0.1)], checks=False,
+    )  # fmt: skip
+    assert len(result.worst_case) == 1

@@ -435,10 +435,11 @@ def _correct_per_example(
 def _check_randomness(probe, model, rand_preset):
     """Refuses a model random at inference on JAX; warns when the preset for
     random models is spent on a deterministic one. Two predictions of the
-    probe's first examples tell (on JAX and with the preset only)."""
+    probe's first examples tell (with the preset, and on JAX for a model
+    holding a seed generator)."""
     on_jax = keras.backend.backend() == "jax"
-    if not (on_jax or rand_preset):
-        return
+    if not (rand_preset or (on_jax and _has_seed_generators(model))):
+        return  # on JAX, only a seeded generator can draw inside a compiled call
     stochastic = not sanity_checks.deterministic(probe, model).passed
     if stochastic and on_jax:
         raise ValueError(
@@ -455,6 +456,19 @@ def _check_randomness(probe, model, rand_preset):
             RobustnessWarning,
             stacklevel=3,
         )
+
+
+def _has_seed_generators(model):
+    """Whether `model` holds a `keras.random.SeedGenerator` (Dropout, noise
+    layers; not an `AdversarialModel`'s training attack's). A model without
+    one cannot draw inside a compiled JAX call, so it need not be asked
+    twice (two `predict` passes, which a multi-process JAX distribution
+    cannot gather)."""
+    attack = getattr(model, "attack", None)  # an AdversarialModel's own attack
+    own = getattr(getattr(attack, "seed_generator", None), "state", None)
+    return any(
+        v.name == "seed_generator_state" and v is not own for v in model.variables
+    )
 
 
 def _check_epsilons(epsilons):
