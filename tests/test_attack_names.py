@@ -4,6 +4,7 @@ import pytest
 
 from keras_adv import APGD
 from keras_adv import APGDT
+from keras_adv import FABT
 from keras_adv import FGSM
 from keras_adv import MIM
 from keras_adv import PGD
@@ -44,7 +45,8 @@ def test_case_and_a_hyphen_before_the_count_do_not_matter():
         "square0",
         "cw",
         "fgsm3",
-        "square-l2",
+        "square-l1",
+        "fab-t-l1",
         "pgd20-l3",
         "apgd-ce-l1",
         "",
@@ -77,6 +79,8 @@ def test_an_attack_is_returned_as_it_is():
         (APGD(0.1, steps=50, loss="dlr"), "apgd-dlr50"),
         (APGDT(0.1, norm="l2"), "apgd-t-l2"),
         (Square(0.1, queries=300), "square300"),
+        (Square(0.1, norm="l2"), "square-l2"),
+        (FABT(0.1, norm="l2", steps=20), "fab-t20-l2"),
     ],
     ids=repr,
 )
@@ -115,4 +119,6 @@ def test_the_sweep_the_evaluation_and_autoattack_share_the_names():
     assert settings.attacks == ("pgd20", "fgsm")
     assert settings.train_attack == "fgsm"
     assert list(autoattack(0.1)) == ["apgd-ce", "apgd-t", "fab-t", "square"]
-    assert list(autoattack(0.5, norm="l2")) == ["apgd-ce-l2", "apgd-t-l2"]
+    l2 = autoattack(0.5, norm="l2")
+    assert list(l2) == ["apgd-ce-l2", "apgd-t-l2", "fab-t-l2", "square-l2"]
+    assert all(attack.norm == "l2" for attack in l2.values())

@@ -95,7 +95,9 @@ def test_autoattack_preset_is_named_and_configured():
     assert attacks["apgd-t"].target_classes == 9 and attacks["apgd-t"].steps == 100
     assert attacks["fab-t"].target_classes == 9 and attacks["fab-t"].steps == 100
     assert attacks["square"].queries == 5000 and attacks["square"].p_init == 0.8
-    assert list(autoattack(0.5, norm="l2")) == ["apgd-ce-l2", "apgd-t-l2"]
+    l2 = autoattack(0.5, norm="l2")
+    assert list(l2) == ["apgd-ce-l2", "apgd-t-l2", "fab-t-l2", "square-l2"]
+    assert l2["fab-t-l2"].steps == 100 and l2["square-l2"].queries == 5000
 
 
 @pytest.mark.slow
@@ -109,6 +111,34 @@ def test_the_autoattack_preset_runs_end_to_end(trained_image_model, images):
     rows = [v[0] for v in result.robust_accuracy.values()]
     assert rows == sorted(rows, reverse=True)  # cumulative, so never rising
     assert result.worst_case[0] == rows[-1]
+
+
+@pytest.mark.slow
+def test_the_l2_set_is_never_weaker_than_its_members(trained_image_model, images):
+    """AutoAttack's four on the L2 ball, each on every example: the worst
+    case is at or below every member's robust accuracy; in the cascade the
+    rows are cumulative."""
+    x, y = images[0][:64], images[1][:64]
+    attacks = autoattack(1.0, norm="l2", seed=0)
+    attacks["fab-t-l2"] = attacks["fab-t-l2"].clone(steps=20, target_classes=3)
+    attacks["apgd-t-l2"] = attacks["apgd-t-l2"].clone(steps=20, target_classes=3)
+    attacks["square-l2"] = attacks["square-l2"].clone(queries=300)
+    attacks["apgd-ce-l2"] = attacks["apgd-ce-l2"].clone(steps=20)
+    kwargs = dict(epsilons=[0.5, 1.0], attacks=attacks, checks=False, seed=0)
+    full = evaluate_robustness(trained_image_model, (x, y), cascade=False, **kwargs)
+    assert list(full.robust_accuracy) == [
+        "apgd-ce-l2",
+        "apgd-t-l2",
+        "fab-t-l2",
+        "square-l2",
+    ]
+    for column in range(2):
+        rows = [row[column] for row in full.robust_accuracy.values()]
+        assert full.worst_case[column] <= min(rows)
+    assert full.worst_case[1] < full.clean_accuracy - 0.2
+    cascaded = evaluate_robustness(trained_image_model, (x, y), cascade=True, **kwargs)
+    rows = [row[1] for row in cascaded.robust_accuracy.values()]
+    assert rows == sorted(rows, reverse=True) and cascaded.worst_case[1] == rows[-1]
 
 
 def test_the_cascade_gives_the_worst_case_of_all_on_all_for_less(
@@ -355,6 +385,15 @@ def test_robustbench_fields_come_from_the_worst_case():
     missing = "missing \\['apgd-ce', 'apgd-t', 'fab-t', 'square'\\]"
     with pytest.raises(ValueError, match=missing):
         result.to_robustbench(8 / 255, "cifar10")
+    # L2: the same four attacks, on the L2 ball; APGD alone is not enough
+    result.robust_accuracy = {"apgd-ce-l2": [0.87, 0.6], "apgd-t-l2": [0.87, 0.5]}
+    result.attacks = {name: {"norm": "l2"} for name in result.robust_accuracy}
+    with pytest.raises(ValueError, match="missing \\['fab-t-l2', 'square-l2'\\]"):
+        result.to_robustbench(8 / 255, "cifar10")
+    result.robust_accuracy |= {"fab-t-l2": [0.87, 0.55], "square-l2": [0.87, 0.7]}
+    result.attacks = {name: {"norm": "l2"} for name in result.robust_accuracy}
+    entry = result.to_robustbench(8 / 255, "cifar10")
+    assert entry["threat_model"] == "L2" and entry["footnote"].endswith("points.")
 
 
 def test_a_state_path_that_cannot_be_written_is_refused_before_any_attack(

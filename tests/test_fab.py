@@ -1,5 +1,5 @@
-"""FAB-T (Croce & Hein 2020): minimal L-inf perturbations, checked where the
-minimum is known (a linear model) and against the budget it is judged at."""
+"""FAB-T (Croce & Hein 2020): minimal L-inf and L2 perturbations, checked where
+the minimum is known (a linear model) and against the budget it is judged at."""
 
 import keras
 import numpy as np
@@ -39,6 +39,56 @@ def test_the_box_projection_is_the_smallest_step_onto_the_plane():
                                 np.array([5.0], "float32"), 0.0, 1.0)
     )  # fmt: skip
     np.testing.assert_allclose(d, [[0.01, 0.5]], atol=1e-6)
+
+
+def test_the_l2_box_projection_is_the_smallest_step_onto_the_plane():
+    rng = np.random.default_rng(0)
+    points = rng.uniform(0.2, 0.8, (64, 12)).astype("float32")
+    w = rng.normal(size=(64, 12)).astype("float32")
+    c = rng.normal(size=64).astype("float32")
+    d = ops.convert_to_numpy(project_onto_hyperplane(points, w, c, 0.0, 1.0, "l2"))
+    # away from the box edges: the unconstrained minimum c w / ||w||^2
+    free = c[:, None] * w / (w**2).sum(1, keepdims=True)
+    inside = np.abs(free).max(1) <= 0.2
+    assert inside.sum() > 10
+    np.testing.assert_allclose(d[inside], free[inside], atol=1e-5)
+    assert (points + d).min() >= -1e-6 and (points + d).max() <= 1 + 1e-6
+    # Near an edge, the coordinate that hits it stops there and the others
+    # take the rest along w: x = (0.95, 0.5), w = (1, 2), c = 0.5 gives
+    # d = (0.05, 0.225) (the KKT point, lambda = 0.1125), not (0.1, 0.2).
+    d = ops.convert_to_numpy(
+        project_onto_hyperplane(np.array([[0.95, 0.5]], "float32"),
+                                np.array([[1.0, 2.0]], "float32"),
+                                np.array([0.5], "float32"), 0.0, 1.0, "l2")
+    )  # fmt: skip
+    np.testing.assert_allclose(d, [[0.05, 0.225]], atol=1e-6)
+
+
+def test_the_l2_projection_agrees_with_a_general_solver():
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(3)
+    points = rng.uniform(0.0, 1.0, (12, 5)).astype("float32")
+    w = rng.normal(size=(12, 5)).astype("float32")
+    w[0, 2] = 0.0  # a coordinate the plane does not depend on stays put
+    c = rng.uniform(-1.0, 1.0, 12).astype("float32")
+    d = ops.convert_to_numpy(project_onto_hyperplane(points, w, c, 0.0, 1.0, "l2"))
+    assert d[0, 2] == 0.0
+    checked = 0
+    for p, wi, ci, di in zip(points, w, c, d, strict=True):
+        # each coordinate moves up (w c > 0) or down (w c < 0) towards the plane
+        room = np.where(wi * ci > 0, 1 - p, np.where(wi * ci < 0, p, 0.0))
+        if np.sum(room * np.abs(wi)) < abs(ci):
+            continue  # out of reach: checked by the L-inf test's edge case
+        checked += 1
+        best = minimize(
+            lambda v: v @ v, np.zeros(5), jac=lambda v: 2 * v, method="SLSQP",
+            bounds=list(zip(-p, 1 - p, strict=True)),
+            constraints=[{"type": "eq", "fun": lambda v, wi=wi, ci=ci: wi @ v - ci}],
+            options={"ftol": 1e-12},
+        )  # fmt: skip
+        np.testing.assert_allclose(di, best.x, atol=2e-4)
+    assert checked >= 8
 
 
 def linear(seed=0, classes=3, features=10):
@@ -85,15 +135,45 @@ def test_on_a_linear_model_it_finds_the_smallest_perturbation():
     assert kept.shape == x[inside].shape
 
 
+def test_on_a_linear_model_the_l2_version_finds_the_smallest_l2_perturbation():
+    model, weights = linear()
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0.45, 0.55, (32, 10)).astype("float32")
+    logits = x @ weights
+    y = logits.argmax(1)
+    rows = np.arange(32)
+    gaps = logits[rows, y][:, None] - logits
+    spans = np.linalg.norm(weights.T[y][:, None, :] - weights.T[None], axis=-1)
+    true = np.arange(3)[None] == y[:, None]
+    smallest = np.where(true, np.inf, gaps / np.where(true, 1.0, spans)).min(1)
+    # the minimal step is along a weight difference: it stays in [0, 1]
+    # when its L2 size is below 0.45 (no coordinate moves further)
+    inside = smallest < 0.4
+    assert inside.sum() > 10
+    broken = FABT(2.0, steps=20, norm="l2").generate(model, x, y)
+    size = np.linalg.norm(broken - x, axis=1)
+    assert np.all((broken @ weights).argmax(1)[inside] != y[inside])
+    assert np.all(size[inside] >= smallest[inside] * (1 - 1e-4))
+    assert np.all(size[inside] <= smallest[inside] * 1.06)
+    # and the L-inf version's answer is larger in L2 where the two differ
+    linf = FABT(2.0, steps=20).generate(model, x, y)
+    assert np.mean(np.linalg.norm(linf - x, axis=1)[inside]) > np.mean(size[inside])
+
+
 def test_it_breaks_a_trained_model_within_the_budget(trained_logits_model, digits):
     _, (x, y) = digits
     x, y = x[:64], y[:64]
     x_adv = FABT(0.1, steps=20, target_classes=3).generate(trained_logits_model, x, y)
     assert np.abs(x_adv - x).max() <= 0.1 + 1e-6
+    l2 = FABT(0.5, steps=20, target_classes=3, norm="l2")
+    x_l2 = l2.generate(trained_logits_model, x, y)
+    assert np.linalg.norm((x_l2 - x).reshape(64, -1), axis=1).max() <= 0.5 + 1e-5
+    predicted_l2 = np.argmax(ops.convert_to_numpy(trained_logits_model(x_l2)), -1)
     assert x_adv.min() >= 0 and x_adv.max() <= 1
     predicted = np.argmax(ops.convert_to_numpy(trained_logits_model(x_adv)), -1)
     clean = np.argmax(ops.convert_to_numpy(trained_logits_model(x)), -1)
     assert np.mean(predicted == y) < np.mean(clean == y) - 0.1
+    assert np.mean(predicted_l2 == y) < np.mean(clean == y) - 0.1
 
 
 def test_named_configured_and_refusing_what_it_cannot_do():
@@ -102,7 +182,9 @@ def test_named_configured_and_refusing_what_it_cannot_do():
     assert attacks.name_of(FABT(0.1, steps=20)) == "fab-t20"
     config = FABT(0.1, steps=7, target_classes=3).get_config()
     assert FABT.from_config(config).get_config() == config
-    with pytest.raises(ValueError, match="L-inf"):
-        FABT(0.1, norm="l2")
+    l2 = attacks.get("fab-t-l2", 0.5)
+    assert l2.norm == "l2" and attacks.name_of(l2) == "fab-t-l2"
+    with pytest.raises(ValueError, match="L1 projection"):
+        FABT(0.1, norm="l1")
     with pytest.raises(ValueError, match="alpha_max"):
         FABT(0.1, alpha_max=2.0)

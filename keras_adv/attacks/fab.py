@@ -1,4 +1,4 @@
-"""FAB-T: the targeted fast adaptive boundary attack, minimal L-inf perturbations."""
+"""FAB-T: the targeted fast adaptive boundary attack; minimal L-inf or L2 steps."""
 
 import keras
 from keras import ops
@@ -14,28 +14,38 @@ from keras_adv.attacks.targets import ranked_targets
 _TINY = 1e-12
 
 
-def project_onto_hyperplane(points, w, c, low, high):
-    """The smallest L-inf step `d` with `w . d = c` and `low <= points + d <= high`.
+def project_onto_hyperplane(points, w, c, low, high, norm="linf"):
+    """The smallest `d` in `norm` with `w . d = c` and `low <= points + d <= high`.
 
-    Per example (rows of `(batch, features)` tensors; `c` is `(batch,)`):
-    moving coordinate `i` by `t` towards the hyperplane gains `|w_i| t`, up to
-    its room `r_i` before the box edge, so the gain at L-inf size `t` is
-    `sum_i |w_i| min(r_i, t)`, piecewise linear and increasing; the answer is
-    the `t` where it reaches `|c|` (found between two sorted rooms), and
-    `d_i = s_i min(r_i, t)` with `s_i` the sign that moves towards the plane.
-    Where the box cannot reach the plane, every coordinate moves to its edge.
+    Per example (rows of `(batch, features)` tensors; `c` is `(batch,)`).
+    Coordinate `i` moves towards the plane (sign `s_i`), up to its room `r_i`
+    before the box edge, by `min(r_i, t u_i)` for a common `t`: `u_i = 1` for
+    L-inf (every free coordinate moves by the same amount) and `u_i = |w_i|`
+    for L2 (the KKT point, `d` along `w` clipped to the box). The gain
+    `sum_i |w_i| min(r_i, t u_i)` is piecewise linear and increasing in `t`;
+    the answer is the `t` where it reaches `|c|`, found between two sorted
+    breakpoints `r_i / u_i`. Where the box cannot reach the plane, every
+    coordinate moves to its edge.
     """
+    if norm not in ("linf", "l2"):
+        raise ValueError(f"Argument `norm` must be 'linf' or 'l2'. Received: {norm!r}")
     up = ops.expand_dims(c >= 0, -1)
     towards = ops.where(up, ops.sign(w), -ops.sign(w))
     room = ops.where(towards > 0, high - points, points - low)
     room = ops.where(towards == 0, 0.0, ops.maximum(room, 0.0))
     weight = ops.abs(w)
-    order = ops.argsort(room, axis=-1)
-    rooms = ops.take_along_axis(room, order, axis=-1)
+    rate = ops.ones_like(weight) if norm == "linf" else weight
+    moving = rate > 0
+    # a coordinate that cannot move (w_i = 0 under L2) breaks last, gaining 0
+    breakpoint = ops.where(moving, room / ops.where(moving, rate, 1.0), 1e30)
+    order = ops.argsort(breakpoint, axis=-1)
+    breaks = ops.take_along_axis(breakpoint, order, axis=-1)
     weights = ops.take_along_axis(weight, order, axis=-1)
+    rooms = ops.take_along_axis(room, order, axis=-1)
+    rates = ops.take_along_axis(rate, order, axis=-1)
     before = ops.cumsum(weights * rooms, axis=-1) - weights * rooms  # sum over j < k
-    after = ops.flip(ops.cumsum(ops.flip(weights, -1), axis=-1), -1)  # over j >= k
-    gain = before + rooms * after  # at t = the k-th smallest room
+    after = ops.flip(ops.cumsum(ops.flip(weights * rates, -1), axis=-1), -1)  # j >= k
+    gain = before + breaks * after  # at t = the k-th smallest breakpoint
     target = ops.expand_dims(ops.abs(c), -1)
     reached = gain >= target
     first = ops.argmax(ops.cast(reached, "int32"), axis=-1)[:, None]
@@ -43,13 +53,14 @@ def project_onto_hyperplane(points, w, c, low, high):
         ops.take_along_axis(after, first, -1), _TINY
     )
     reachable = ops.any(reached, axis=-1, keepdims=True)
-    t = ops.where(reachable, t, ops.max(room, axis=-1, keepdims=True))
-    return towards * ops.minimum(room, ops.maximum(t, 0.0))
+    last = ops.max(ops.where(moving, breakpoint, 0.0), axis=-1, keepdims=True)
+    t = ops.where(reachable, t, last)
+    return towards * ops.minimum(room, ops.maximum(t, 0.0) * rate)
 
 
 @keras.saving.register_keras_serializable(package="keras_adv")
 class FABT(Attack):
-    """Targeted FAB: the smallest L-inf perturbation that crosses into a target class.
+    """Targeted FAB: the smallest L-inf or L2 perturbation into a target class.
 
     Paper: "Minimally distorted adversarial examples with a fast adaptive
     boundary attack", Croce & Hein 2020, arXiv:1907.02044; the targeted
@@ -57,7 +68,7 @@ class FABT(Attack):
     the `target_classes` classes ranked highest after the predicted one, it
     linearises the boundary between the true class and the target at the
     current point, projects both the current point and the original input
-    onto it (the smallest L-inf step inside `clip`, `project_onto_hyperplane`),
+    onto it (the smallest step in `norm` inside `clip`, `project_onto_hyperplane`),
     and moves to a mix of the two, weighted towards the original by `alpha`
     (at most `alpha_max`) and overshooting by `eta`. Each time the point is
     misclassified it is kept if it is the closest so far, then pulled back
@@ -78,7 +89,8 @@ class FABT(Attack):
         eta: the overshoot of each projection step. Defaults to 1.05.
         beta: the pull back towards the input after a success. Defaults to
             0.9.
-        norm: `"linf"` (the only one implemented). Defaults to `"linf"`.
+        norm: `"linf"` or `"l2"` (AutoAttack's two; FAB's L1 projection is
+            not implemented). Defaults to `"linf"`.
 
     `clip`, `from_logits` and `seed` are as in `keras_adv.attacks.Attack`.
 
@@ -108,10 +120,10 @@ class FABT(Attack):
         seed: int | None = None,
     ):
         super().__init__(epsilon, norm, clip, False, None, from_logits, seed)
-        if self.norm != "linf":
+        if self.norm == "l1":
             raise ValueError(
-                "FAB's L2 and L1 projections are not implemented; FABT attacks "
-                f"the L-inf ball. Received: norm={norm!r}"
+                "FAB's L1 projection is not implemented; FABT attacks the L-inf "
+                f"or L2 ball (norm='linf' or 'l2'). Received: norm={norm!r}"
             )
         self.steps = validation.check_positive(steps, "steps", integer=True)
         self.target_classes = validation.check_positive(
@@ -161,11 +173,11 @@ class FABT(Attack):
             (_, (df, _)), w = backend.value_and_input_grad(gap, point, has_aux=True)
             w = ops.cast(w, point.dtype)
             # The plane df + w . (z - point) = 0, reached from point and from x0.
-            d1 = project_onto_hyperplane(point, w, -df, low, high)
+            d1 = project_onto_hyperplane(point, w, -df, low, high, self.norm)
             c0 = -df - ops.sum(w * (x0 - point), axis=-1)
-            d0 = project_onto_hyperplane(x0, w, c0, low, high)
-            a1 = ops.maximum(norms.lp_norm(d1, "linf"), 1e-8)[:, None]
-            a0 = ops.maximum(norms.lp_norm(d0, "linf"), 1e-8)[:, None]
+            d0 = project_onto_hyperplane(x0, w, c0, low, high, self.norm)
+            a1 = ops.maximum(norms.lp_norm(d1, self.norm), 1e-8)[:, None]
+            a0 = ops.maximum(norms.lp_norm(d0, self.norm), 1e-8)[:, None]
             alpha = ops.clip(a1 / (a1 + a0), 0.0, self.alpha_max)
             point = (point + self.eta * d1) * (1 - alpha) + (x0 + self.eta * d0) * alpha
             point = ops.clip(point, low, high)
@@ -173,7 +185,7 @@ class FABT(Attack):
             wrong = ops.not_equal(
                 ops.argmax(outputs, axis=-1), ops.argmax(one_hot, axis=-1)
             )
-            size = norms.lp_norm(point - x0, "linf")
+            size = norms.lp_norm(point - x0, self.norm)
             closer = ops.logical_and(wrong, size < best_size)
             best = ops.where(closer[:, None], point, best)
             best_size = ops.where(closer, size, best_size)

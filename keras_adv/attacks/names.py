@@ -27,8 +27,8 @@ GRAMMAR = (
     "'fab-t[<steps>]' (100 steps by default) or "
     "'square[<queries>]' (5000 by default), then '-eot<draws>' for apgd-ce "
     "and apgd-dlr on models random at inference (e.g. 'apgd-ce-eot20'), then "
-    "'-l2' or '-l1' for the L2 or L1 ball instead of L-inf (not for square; "
-    "'-l1' not for apgd)"
+    "'-l2' or '-l1' for the L2 or L1 ball instead of L-inf ('-l1' not for "
+    "apgd, fab-t and square)"
 )
 
 _PATTERN = re.compile(
@@ -82,8 +82,10 @@ def get(name: "str | Attack", epsilon: float = 0.0, seed: int | None = None) -> 
             f"'{kind}' has no L1 version here (APGD-L1 is not implemented); use "
             f"'pgd<steps>-l1'. Received: {name!r}"
         )
-    if kind in ("square", "fab-t") and norm != "linf":
-        raise ValueError(f"'{kind}' attacks the L-inf ball only. Received: {name!r}")
+    if kind in ("square", "fab-t") and norm == "l1":
+        raise ValueError(
+            f"'{kind}' attacks the L-inf or L2 ball ('-l2'), not L1. Received: {name!r}"
+        )
     if draws is not None and kind not in ("apgd-ce", "apgd-dlr"):
         raise ValueError(
             f"'-eot<draws>' applies to apgd-ce and apgd-dlr only. Received: {name!r}"
@@ -107,9 +109,9 @@ def get(name: "str | Attack", epsilon: float = 0.0, seed: int | None = None) -> 
     if kind == "apgd-t":
         return APGDT(epsilon, norm, seed=seed, **count)
     if kind == "fab-t":
-        return FABT(epsilon, seed=seed, **count)
+        return FABT(epsilon, seed=seed, norm=norm, **count)
     if kind == "square":
-        return Square(epsilon, seed=seed, **count)
+        return Square(epsilon, seed=seed, norm=norm, **count)
     eot = {} if draws is None else {"eot_draws": int(draws)}
     return APGD(epsilon, norm, loss=kind[5:], seed=seed, **count, **eot)
 

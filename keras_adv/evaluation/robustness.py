@@ -39,11 +39,10 @@ def autoattack(
     """AutoAttack's standard set (or its `rand` version): `{name: attack}`.
 
     APGD-CE (100 steps), APGD-T (targeted DLR, 9 target classes, 100 steps
-    each) and, for L-inf, FAB-T (9 target classes, 100 steps each) and Square
-    (5000 queries), with the hyperparameters of "Reliable evaluation of
-    adversarial robustness with an ensemble of diverse parameter-free
-    attacks", Croce & Hein 2020, arXiv:2003.01690. On L2 the set has no
-    FAB-T and no Square here (their L2 versions are not implemented).
+    each), FAB-T (9 target classes, 100 steps each) and Square (5000
+    queries), on L-inf or L2, with the hyperparameters of "Reliable
+    evaluation of adversarial robustness with an ensemble of diverse
+    parameter-free attacks", Croce & Hein 2020, arXiv:2003.01690.
 
     `version="rand"` is AutoAttack's set for models random at inference:
     APGD-CE and APGD-DLR, 100 steps, each step's gradient averaged over 20
@@ -63,10 +62,9 @@ def autoattack(
     attacks = [
         APGD(epsilon, norm, steps=100, loss="ce", seed=seed),
         APGDT(epsilon, norm, steps=100, target_classes=9, seed=seed),
+        FABT(epsilon, steps=100, target_classes=9, norm=norm, seed=seed),
+        Square(epsilon, queries=5000, p_init=0.8, seed=seed, norm=norm),
     ]
-    if norm == "linf":
-        attacks.append(FABT(epsilon, steps=100, target_classes=9, seed=seed))
-        attacks.append(Square(epsilon, queries=5000, p_init=0.8, seed=seed))
     return {name_of(attack): attack for attack in attacks}
 
 
@@ -113,11 +111,11 @@ class RobustnessResult:
         decimals in strings, `eps`, `dataset`; `threat_model` (`"Linf"` or
         `"L2"`, the folder there) and `n_examples` beside them, and a
         `footnote` naming the attacks. `autoattack_acc` is the worst case over
-        this evaluation's attacks, which must include AutoAttack's APGD-CE and
-        APGD-T (and FAB-T and Square on L-inf; keras-adv's L2 set has neither,
-        as the footnote then says). `info` fills the descriptive fields (`name`,
-        `link`, `authors`, `venue`, `architecture`, `additional_data`,
-        `number_forward_passes`, `reported`), `None` when not given.
+        this evaluation's attacks, which must include AutoAttack's four
+        (APGD-CE, APGD-T, FAB-T and Square). `info` fills the descriptive
+        fields (`name`, `link`, `authors`, `venue`, `architecture`,
+        `additional_data`, `number_forward_passes`, `reported`), `None` when
+        not given.
 
         Args:
             epsilon: one of the evaluated budgets.
@@ -139,9 +137,7 @@ class RobustnessResult:
                 f"attacks use {sorted(map(str, norms_used))}."
             )
         (norm,) = norms_used
-        needed = {"apgd-ce", "apgd-t"}
-        if norm == "linf":
-            needed |= {"fab-t", "square"}
+        needed = {"apgd-ce", "apgd-t", "fab-t", "square"}
         needed = {name if norm == "linf" else f"{name}-l2" for name in needed}
         missing = sorted(needed - set(self.robust_accuracy))
         if missing:
@@ -166,8 +162,7 @@ class RobustnessResult:
             "n_examples": self.num_examples,
             "footnote": (
                 f"keras-adv: worst case over {', '.join(self.robust_accuracy)} "
-                f"on {self.num_examples} test points"
-                + ("." if norm == "linf" else " (no FAB-T and Square on L2).")
+                f"on {self.num_examples} test points."
             ),
         }
 
