@@ -114,6 +114,49 @@ def _project_l1(delta, epsilon):
     return ops.reshape(ops.where(inside, flat, shrunk), ops.shape(delta))
 
 
+def project_l1_box(delta, x, epsilon, low, high):
+    """Nearest `d` to `delta` with `||d||_1 <= eps` and `low <= x + d <= high`.
+
+    The exact Euclidean projection onto the L1 ball intersected with the box
+    (Croce & Hein 2021, "Mind the box"), not the ball's projection clipped
+    afterwards, which leaves part of the budget unused. Per coordinate,
+    `d_i = sign(delta_i) * min(max(|delta_i| - t, 0), room_i)`, `room_i` the
+    distance from `x_i` to the box edge on `delta_i`'s side, with `t = 0` if
+    that is within the budget, else the `t` where the L1 norm is `eps`: the
+    norm is piecewise linear in `t`, bending at `|delta_i| - room_i` (the
+    coordinate leaves the edge) and `|delta_i|` (it reaches 0), so `t` is
+    found between two of these sorted breakpoints.
+    """
+    delta = ops.convert_to_tensor(delta)
+    flat, size = flatten(delta)
+    origin, _ = flatten(ops.convert_to_tensor(x))
+    magnitude = ops.abs(flat)
+    room = ops.maximum(ops.where(flat >= 0, high - origin, origin - low), 0.0)
+    capped = ops.minimum(magnitude, room)
+    total = ops.sum(capped, axis=-1, keepdims=True)
+    points = ops.concatenate([ops.maximum(magnitude - room, 0.0), magnitude], axis=-1)
+    bends = ops.concatenate(
+        [-ops.ones_like(magnitude), ops.ones_like(magnitude)], axis=-1
+    )
+    order = ops.argsort(points, axis=-1)
+    points = ops.take_along_axis(points, order, axis=-1)
+    slope = ops.cumsum(ops.take_along_axis(bends, order, axis=-1), axis=-1)
+    # the norm at each breakpoint: total plus the slope times each gap before
+    gains = slope[:, :-1] * (points[:, 1:] - points[:, :-1])
+    norm_at = total + ops.concatenate(
+        [ops.zeros_like(total), ops.cumsum(gains, axis=-1)], axis=-1
+    )
+    within = norm_at <= epsilon  # False..True: the norm only falls
+    first = ops.argmax(ops.cast(within, "int32"), axis=-1)[:, None]
+    before = ops.maximum(first - 1, 0)
+    t = ops.take_along_axis(points, before, -1) + (
+        ops.take_along_axis(norm_at, before, -1) - epsilon
+    ) / ops.maximum(-ops.take_along_axis(slope, before, -1), 1.0)
+    shrunk = ops.minimum(ops.maximum(magnitude - t, 0.0), room)
+    projected = ops.sign(flat) * ops.where(total <= epsilon, capped, shrunk)
+    return ops.reshape(projected, ops.shape(delta))
+
+
 def random_in_ball(shape, epsilon, norm, seed, dtype="float32"):
     """Uniform draw from the ball: `U[-eps, eps]^d` | `eps*u^(1/d)*z/||z||`.
 

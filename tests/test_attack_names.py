@@ -26,6 +26,8 @@ def test_get_builds_what_the_name_says():
     assert attacks.get("pgd7-l2").norm == "l2"
     assert attacks.get("pgd7-l1").norm == "l1"
     assert attacks.name_of(attacks.get("PGD-7-L1")) == "pgd7-l1"
+    assert attacks.get("apgd-ce-l1").norm == "l1"
+    assert attacks.name_of(attacks.get("apgd-t-l1")) == "apgd-t-l1"
     assert type(attacks.get("fgsm")) is FGSM
     assert attacks.get("pgd3", seed=4).get_config()["seed"] == 4
 
@@ -48,7 +50,6 @@ def test_case_and_a_hyphen_before_the_count_do_not_matter():
         "square-l1",
         "fab-t-l1",
         "pgd20-l3",
-        "apgd-ce-l1",
         "",
     ],
 )

@@ -110,3 +110,41 @@ def test_l1_ascent_moves_only_the_largest_gradient_coordinates():
         top = np.argsort(-np.abs(grad))[:2]
         assert set(np.flatnonzero(step)) == set(top)
         np.testing.assert_allclose(step[top], np.sign(grad[top]) / 2, 1e-6)
+
+
+def test_l1_box_projection_is_the_nearest_point_of_ball_and_box():
+    """`project_l1_box` solves min ||z - d||^2 s.t. ||z||_1 <= eps and
+    0 <= x + z <= 1 (checked against a general solver), uses the whole
+    budget when the box leaves room, and lands nearer than projecting onto
+    the ball and clipping afterwards (which wastes budget)."""
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (16, 6)).astype("float32")
+    d = rng.normal(0, 0.8, (16, 6)).astype("float32")
+    eps = 1.0
+    z = ops.convert_to_numpy(norms.project_l1_box(d, x, eps, 0.0, 1.0))
+    assert np.abs(z).sum(1).max() <= eps + 1e-5
+    assert (x + z).min() >= -1e-6 and (x + z).max() <= 1 + 1e-6
+    n = 6
+    for xi, di, zi in zip(x, d, z, strict=True):
+        # z = a - b with a, b >= 0: a smooth problem for SLSQP
+        constraints = [
+            {"type": "ineq", "fun": lambda v: eps - v.sum()},
+            {"type": "ineq", "fun": lambda v, xi=xi: xi + v[:n] - v[n:]},
+            {"type": "ineq", "fun": lambda v, xi=xi: 1 - xi - v[:n] + v[n:]},
+        ]
+        best = minimize(
+            lambda v, di=di: ((v[:n] - v[n:] - di) ** 2).sum(), np.zeros(2 * n),
+            method="SLSQP", bounds=[(0, None)] * (2 * n), constraints=constraints,
+            options={"ftol": 1e-14, "maxiter": 500},
+        )  # fmt: skip
+        np.testing.assert_allclose(zi, best.x[:n] - best.x[n:], atol=1e-4)
+    clipped = (
+        np.clip(x + ops.convert_to_numpy(norms.project_to_ball(d, eps, "l1")), 0, 1) - x
+    )
+    outside = np.abs(np.clip(x + d, 0, 1) - x).sum(1) > eps + 1e-3
+    assert outside.sum() >= 4
+    np.testing.assert_allclose(np.abs(z[outside]).sum(1), eps, rtol=1e-5)
+    nearer = ((z - d) ** 2).sum(1) <= ((clipped - d) ** 2).sum(1) + 1e-6
+    assert nearer.all() and (np.abs(clipped[outside]).sum(1) < eps - 1e-3).any()

@@ -58,9 +58,21 @@ class APGD(Attack):
     (misclassified, or on target when `targeted`) if it found one, else its
     highest-loss point: never worse than its start.
 
+    L1 is the version of "Mind the box: l1-APGD for sparse adversarial
+    attacks on image classifiers", Croce & Hein 2021, arXiv:2103.01208: the
+    step starts at `epsilon` and moves, without momentum, the coordinates
+    whose `|gradient|` is in the top `k` share (20% at first; sign steps
+    dividing the step size among them), then projects exactly onto the L1
+    ball intersected with `clip` (`norms.project_l1_box`). Every 4% of the
+    steps, `k` becomes the share of coordinates the best point moved over
+    1.5; where that share fell by over 5% the step goes back to `epsilon`
+    and the run to its best point, elsewhere the step shrinks by 1.5 (to
+    `epsilon / 10` at least). AutoAttack's L1 runs also shrink a larger
+    budget onto `epsilon` (`use_largereps`); this does not.
+
     Args:
         epsilon: the perturbation budget, on the scale of the inputs.
-        norm: `"linf"` or `"l2"`. Defaults to `"linf"`.
+        norm: `"linf"`, `"l2"` or `"l1"` (see below). Defaults to `"linf"`.
         steps: iterations (one forward and backward pass each, plus one for
             the start). Defaults to 100.
         restarts: independent random starts; an example keeps a success over
@@ -108,11 +120,6 @@ class APGD(Attack):
     ):
         super().__init__(epsilon, norm, clip, targeted, loss, from_logits, seed)
         self.eot_draws = validation.check_positive(eot_draws, "eot_draws", integer=True)
-        if self.norm == "l1":
-            raise ValueError(
-                "APGD's L1 version (Croce & Hein 2021) needs its own sparse steps "
-                "and is not implemented; use PGD(epsilon, norm='l1', steps=...)."
-            )
         self.steps = validation.check_positive(steps, "steps", integer=True)
         self.restarts = validation.check_positive(restarts, "restarts", integer=True)
         self.rho = validation.check_positive(rho, "rho")
@@ -186,7 +193,9 @@ class APGD(Attack):
             return ops.where(ops.reshape(mask, per_example), a, b)
 
         loss, ok, grad = evaluate(start)
-        size = ops.ones_like(loss) * (2.0 * epsilon)
+        l1 = self.norm == "l1"
+        full = (1.0 if l1 else 2.0) * epsilon  # the first step's size
+        size = ops.ones_like(loss) * full
         state = {
             "x": start, "prev": start, "grad": grad, "size": size,
             "best": start, "best_grad": grad, "best_loss": loss,
@@ -194,18 +203,29 @@ class APGD(Attack):
             "rises": ops.zeros_like(loss), "check_loss": loss,
             "halved": ops.ones_like(ok),
         }  # fmt: skip
+        if l1:
+            _, features = norms.flatten(x)
+            state["share"] = ops.ones_like(loss) * 0.2
+            state["moved"] = ops.ones_like(loss) * features
+            interval = max(int(0.04 * self.steps), 1)
 
         def step(i, s):
             s = dict(s)
-            a = ops.where(ops.equal(i, 0), 1.0, 0.75)
-            direction = ops.cast(norms.normalize_grad(s["grad"], self.norm), x.dtype)
             size = ops.reshape(s["size"], per_example)
-            moved = self.project(x, s["x"] + size * direction, epsilon)
-            new = self.project(
-                x,
-                s["x"] + a * (moved - s["x"]) + (1.0 - a) * (s["x"] - s["prev"]),
-                epsilon,
-            )
+            if l1:  # sparse sign steps, no momentum
+                direction = ops.cast(sparse_direction(s["grad"], s["share"]), x.dtype)
+                new = self.project(x, s["x"] + size * direction, epsilon)
+            else:
+                a = ops.where(ops.equal(i, 0), 1.0, 0.75)
+                direction = ops.cast(
+                    norms.normalize_grad(s["grad"], self.norm), x.dtype
+                )
+                moved = self.project(x, s["x"] + size * direction, epsilon)
+                new = self.project(
+                    x,
+                    s["x"] + a * (moved - s["x"]) + (1.0 - a) * (s["x"] - s["prev"]),
+                    epsilon,
+                )
             s["prev"] = s["x"]
             loss, ok, grad = evaluate(new)
             s["found"] = where(ok, new, s["found"])
@@ -216,6 +236,8 @@ class APGD(Attack):
             s["best"] = where(better, new, s["best"])
             s["best_grad"] = where(better, grad, s["best_grad"])
             s["best_loss"] = ops.maximum(loss, s["best_loss"])
+            if l1:
+                return self._l1_checkpoint(i, s, x, new, grad, full, interval, where)
             # At a checkpoint: halve stalled steps and restart them from the best.
             check = ops.take(is_checkpoint, i)
             oscillating = s["rises"] <= ops.take(lengths, i) * self.rho
@@ -234,6 +256,23 @@ class APGD(Attack):
         s = ops.fori_loop(0, self.steps, step, state)
         return where(s["ok"], s["found"], s["best"]), s["ok"], s["best_loss"]
 
+    def _l1_checkpoint(self, i, s, x, new, grad, full, interval, where):
+        """Every `interval` steps: L1-APGD's sparsity and step-size updates."""
+        check = ops.equal(ops.mod(i + 1, interval), 0)
+        moved = ops.sum(
+            ops.cast(ops.abs(norms.flatten(s["best"] - x)[0]) > 0, "float32"), axis=-1
+        )
+        sparser = ops.logical_and(check, moved / ops.maximum(s["moved"], 1.0) < 0.95)
+        _, features = norms.flatten(x)
+        s["share"] = ops.where(check, moved / features / 1.5, s["share"])
+        size = ops.where(sparser, full, s["size"] / 1.5)
+        size = ops.clip(size, full / 10.0, full)
+        s["size"] = ops.where(check, size, s["size"])
+        s["moved"] = ops.where(check, moved, s["moved"])
+        s["x"] = where(sparser, s["best"], new)
+        s["grad"] = where(sparser, s["best_grad"], grad)
+        return s
+
     def get_config(self):
         return {
             **super().get_config(),
@@ -243,6 +282,24 @@ class APGD(Attack):
             "random_start": self.random_start,
             "eot_draws": self.eot_draws,
         }
+
+
+def sparse_direction(grad, share):
+    """L1-APGD's step direction: `sign(g)` on the top `share` of `|g|`, L1 norm 1.
+
+    Per example, the coordinates whose `|g|` is at or above the value at
+    rank `(1 - share) * d` of the sorted `|g|` (of `d` coordinates); divided
+    by how many of them have a nonzero gradient.
+    """
+    flat, size = norms.flatten(ops.abs(grad))
+    rank = ops.clip(ops.floor((1.0 - share) * size), 0, size - 1)
+    threshold = ops.take_along_axis(
+        ops.sort(flat, axis=-1), ops.cast(rank, "int32")[:, None], axis=-1
+    )
+    chosen = ops.cast(flat >= threshold, grad.dtype) * ops.cast(flat > 0, grad.dtype)
+    count = ops.sum(chosen, axis=-1, keepdims=True)
+    direction = chosen / (count + 1e-10)
+    return ops.sign(grad) * ops.reshape(direction, ops.shape(grad))
 
 
 def keep_better(best, new):

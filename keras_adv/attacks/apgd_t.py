@@ -27,7 +27,7 @@ class APGDT(APGD):
 
     Args:
         epsilon: the perturbation budget, on the scale of the inputs.
-        norm: `"linf"` or `"l2"`. Defaults to `"linf"`.
+        norm: `"linf"`, `"l2"` or `"l1"` (L1 as in `APGD`). Defaults to `"linf"`.
         steps: iterations per target class. Defaults to 100.
         target_classes: how many target classes to try (at most the number of
             classes minus one are used). Defaults to 9 (AutoAttack's).

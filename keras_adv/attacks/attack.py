@@ -194,7 +194,16 @@ class Attack:
         return self.loss
 
     def project(self, x, x_adv, epsilon):
-        """Moves `x_adv` into the threat model around `x` (ball, then `clip`)."""
+        """Moves `x_adv` into the threat model around `x` (ball, then `clip`).
+
+        For L1 with a `clip`, the exact projection onto the ball intersected
+        with the box (`norms.project_l1_box`): clipping after the ball's
+        projection would leave part of the budget unused.
+        """
+        if self.norm == "l1" and self.clip is not None:
+            low, high = self.clip
+            x_adv = x + norms.project_l1_box(x_adv - x, x, epsilon, low, high)
+            return ops.clip(x_adv, low, high)  # rounding only
         x_adv = x + norms.project_to_ball(x_adv - x, epsilon, self.norm)
         if self.clip is not None:
             x_adv = ops.clip(x_adv, self.clip[0], self.clip[1])

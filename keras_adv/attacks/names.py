@@ -28,7 +28,7 @@ GRAMMAR = (
     "'square[<queries>]' (5000 by default), then '-eot<draws>' for apgd-ce "
     "and apgd-dlr on models random at inference (e.g. 'apgd-ce-eot20'), then "
     "'-l2' or '-l1' for the L2 or L1 ball instead of L-inf ('-l1' not for "
-    "apgd, fab-t and square)"
+    "fab-t and square)"
 )
 
 _PATTERN = re.compile(
@@ -76,11 +76,6 @@ def get(name: "str | Attack", epsilon: float = 0.0, seed: int | None = None) -> 
     if kind in ("pgd", "mim") and not number:
         raise ValueError(
             f"'{kind}' needs a step count, e.g. '{kind}20'. Received: {name!r}"
-        )
-    if kind.startswith("apgd") and norm == "l1":
-        raise ValueError(
-            f"'{kind}' has no L1 version here (APGD-L1 is not implemented); use "
-            f"'pgd<steps>-l1'. Received: {name!r}"
         )
     if kind in ("square", "fab-t") and norm == "l1":
         raise ValueError(
