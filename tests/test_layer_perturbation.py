@@ -336,8 +336,12 @@ def test_freelb_needs_a_pgd_attack():
         )
 
 
-@pytest.mark.parametrize("relative", [False, True])
-def test_the_two_pass_step_at_the_embeddings_equals_the_general_step(relative):
+@pytest.mark.parametrize(
+    "relative, per_token", [(False, False), (True, False), (False, True)]
+)
+def test_the_two_pass_step_at_the_embeddings_equals_the_general_step(
+    relative, per_token
+):
     """FGM-mixed takes the embedding gradient from the clean backward pass."""
     ids, y = batch()
     trained = []
@@ -348,6 +352,7 @@ def test_the_two_pass_step_at_the_embeddings_equals_the_general_step(relative):
             attack=FGSM(0.5, norm="l2"),
             perturb="embeddings",
             relative_budget=relative,
+            per_token=per_token,
             shared_pass=shared_pass,
         )
         # Adam: an embedding's repeated rows must reach it as Keras's own
@@ -389,3 +394,99 @@ def test_a_relative_budget_needs_a_layer():
             text_model(), (ids.astype("float32") / VOCAB, y), epsilons=[0.1],
             attacks=[FGSM(0.1)], checks=False, relative_budget=True,
         )  # fmt: skip
+
+
+def hand_embedding_gradient(inner, ids, y):
+    """The crossentropy's gradient at the embedding output, by hand."""
+    embedding = inner.get_layer("tokens")
+    pooling, dense = inner.layers[2], inner.layers[3]
+    mask = ops.convert_to_tensor(numpy(ids) != 0)
+
+    def loss(embedded):
+        pooled = pooling(embedded, mask=mask)
+        return ops.sum(
+            keras.losses.sparse_categorical_crossentropy(y, dense(pooled), True)
+        )
+
+    return numpy(backend.value_and_input_grad(loss, embedding(ids))[1])
+
+
+@pytest.mark.parametrize("relative", [False, True])
+def test_per_token_fgm_gives_each_token_the_budget(relative):
+    """per_token=True: delta_t = eps * g_t / ||g_t|| for every token t (times
+    the token's own norm when relative), zero at the padding."""
+    inner = text_model()
+    ids, y = batch()
+    model = AdversarialModel(
+        model=inner, attack=FGSM(0.5, norm="l2"), perturb="embeddings",
+        per_token=True, relative_budget=relative,
+    )  # fmt: skip
+    model.compile("sgd", CE)
+    g = hand_embedding_gradient(inner, ids, y)
+    tokens = ids != 0
+    scale = 0.5
+    if relative:
+        embedded = numpy(inner.get_layer("tokens")(ids))
+        scale = 0.5 * np.linalg.norm(embedded, axis=-1, keepdims=True)
+    lengths = np.linalg.norm(g, axis=-1, keepdims=True)  # 0 at the padding
+    expected = scale * g / np.maximum(lengths, 1e-30)
+    expected = np.where(tokens[..., None], expected, 0.0)
+    delta = delta_of(model, ids, y)
+    np.testing.assert_allclose(delta, expected, atol=1e-5)
+    norms = np.linalg.norm(delta, axis=-1)
+    budget = np.broadcast_to(scale, lengths.shape)[..., 0]
+    np.testing.assert_allclose(norms[tokens], budget[tokens], rtol=1e-5)
+    assert np.all(norms[~tokens] == 0)
+    # the whole-sequence budget spreads eps over the tokens instead
+    whole = delta_of(fgm(inner, 0.5, relative), ids, y)
+    assert np.all(np.linalg.norm(whole, axis=-1)[tokens] < 0.5 - 1e-3) or relative
+    assert model.get_config()["per_token"] is True
+
+
+def test_per_token_pgd_trains_freelb_and_evaluates_within_each_tokens_ball():
+    ids, y = batch()
+    inner = text_model()
+    model = AdversarialModel(
+        model=inner, attack=PGD(0.3, norm="l2", steps=3, seed=0),
+        objective="freelb", perturb="embeddings", per_token=True,
+    )  # fmt: skip
+    model.compile("sgd", CE)
+    delta = delta_of(model, ids, y)
+    norms = np.linalg.norm(delta, axis=-1)
+    assert np.all(norms <= 0.3 + 1e-5) and np.all(norms[ids == 0] == 0)
+    assert norms[ids != 0].max() > 0.2  # each token near its own budget
+    history = model.fit(ids, y, epochs=2, batch_size=3, verbose=0).history
+    assert np.all(np.isfinite(history["adv_loss"]))
+    result = evaluate_robustness(
+        inner, (ids, y), epsilons=[0.3, 50.0], attacks=[PGD(0.3, norm="l2", steps=5)],
+        checks=False, perturb="embeddings", per_token=True,
+    )  # fmt: skip
+    assert result.worst_case[1] <= result.clean_accuracy
+    values = AdversarialMonitor((ids, y)).compute(model)  # the model's setting
+    # norms are logged per sequence: up to sqrt(tokens) times each token's
+    assert values["adv_perturbation_l2"] > 0.3 + 1e-3
+
+
+def test_per_token_is_refused_where_it_cannot_hold():
+    ids, y = batch()
+    with pytest.raises(ValueError, match="per_token=True.*perturb='embeddings'"):
+        AdversarialModel(model=text_model(), attack=FGSM(0.1), per_token=True)
+    with pytest.raises(ValueError, match="APGD cannot"):
+        AdversarialModel(
+            model=text_model(), attack=APGD(0.1, norm="l2"), perturb="embeddings",
+            per_token=True,
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="PGD cannot"):
+        evaluate_robustness(
+            text_model(), (ids, y), epsilons=[0.1], checks=False,
+            attacks=[PGD(0.1, norm="l2", steps=2, restarts=2)],
+            perturb="embeddings", per_token=True,
+        )  # fmt: skip
+    with pytest.raises(ValueError, match=r"\(batch, tokens, features\)"):
+        inner = text_model()
+        model = AdversarialModel(
+            model=inner, attack=FGSM(0.1, norm="l2"), perturb=inner.layers[2],
+            per_token=True,
+        )  # fmt: skip
+        model.compile("sgd", CE)
+        delta_of(model, ids, y)

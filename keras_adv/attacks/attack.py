@@ -52,6 +52,10 @@ class Attack:
     # False for a training attack whose examples leave the epsilon ball
     # (N-FGSM): it cannot measure robust accuracy (`names.for_measuring`).
     stays_in_threat_model = True
+    # Whether every norm, step and projection acts on each row of `x` alone,
+    # with no per-example bookkeeping of losses (a best point, a target):
+    # then rows may be tokens, each with its own budget (`per_token=True`).
+    rowwise = False
 
     def __init__(
         self,

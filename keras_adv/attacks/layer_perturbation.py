@@ -121,6 +121,28 @@ def check_relative_budget(relative_budget, at_layer, perturb):
     return relative_budget
 
 
+def check_per_token(per_token, at_layer, perturb, attacks=()):
+    """`per_token` as a bool, refused without a layer or with an attack that
+    keeps per-example state (which a token-by-token attack cannot)."""
+    per_token = validation.check_bool(per_token, "per_token")
+    if per_token and not at_layer:
+        raise ValueError(
+            "Argument `per_token=True` gives each token of a layer's output its "
+            "own budget; pass the layer, e.g. perturb='embeddings'. "
+            f"Received: perturb={perturb!r}"
+        )
+    if per_token:
+        for attack in attacks:
+            if not attack.rowwise:
+                raise ValueError(
+                    f"Argument `per_token=True` attacks each token on its own, "
+                    f"which {type(attack).__name__} cannot (it keeps a best point "
+                    "or a target per example); use FGSM, PGD (restarts=1) or "
+                    f"MIM. Received: attack={attack!r}"
+                )
+    return per_token
+
+
 def at(model, perturb):
     """The `LayerPerturbation` of the layer `perturb` names in `model`.
 
@@ -187,7 +209,7 @@ class LayerPerturbation:
         finally:
             self._delta = None
 
-    def start(self, forward, x, relative=False):
+    def start(self, forward, x, relative=False, per_token=False):
         """`(zeros, scale)` for the layer's output on `x`.
 
         Runs the model only up to the layer (an exception ends the pass
@@ -198,14 +220,16 @@ class LayerPerturbation:
         times 1), which broadcasts against the output: 0 where the layer
         masks its output (`Embedding(mask_zero=True)`) or where a keras-hub
         `padding_mask` input is 0, else 1; with `relative`, times each
-        example's norm of the (unmasked) output too, so that a budget
-        `eps` becomes `eps` times that norm.
+        example's norm of the (unmasked) output too (each token's, with
+        `per_token`), so that a budget `eps` becomes `eps` times that norm.
 
         Args:
             forward: `inputs -> outputs` of the model.
             x: the batch's inputs.
             relative: budgets relative to each example's output norm.
                 Defaults to `False` (absolute).
+            per_token: norms per token (the last axis) instead of per
+                example. Defaults to `False`.
         """
         self._capture = True
         try:
@@ -230,23 +254,39 @@ class LayerPerturbation:
         if relative:
             kept = ops.cast(outputs, "float32")
             kept = kept if scale is None else kept * scale
-            axes = tuple(range(1, len(zeros.shape)))
+            axes = (-1,) if per_token else tuple(range(1, len(zeros.shape)))
             norms = ops.sqrt(ops.sum(ops.square(kept), axis=axes, keepdims=True))
             norms = ops.stop_gradient(norms)
             scale = norms if scale is None else scale * norms
         return zeros, scale
 
-    def prepare(self, forward, x, relative=False):
+    def prepare(self, forward, x, relative=False, per_token=False):
         """`(zeros, forward_of_delta, applied)` for an attack at the layer.
 
         The attack starts from `zeros`; `forward_of_delta(delta)` runs the
         model with `applied(delta)` added at the layer; `applied` masks the
         padding (and with `relative` scales by each example's norm, see
         `start`), which is the perturbation as the model sees it.
+
+        With `per_token`, the attack sees each token as an example: `zeros`
+        is `(batch * tokens, features)`, so its norms, steps and
+        projections are per token, and `applied` shapes its result (or a
+        stack of them, a trajectory) back to the layer's output.
         """
-        zeros, scale = self.start(forward, x, relative)
+        zeros, scale = self.start(forward, x, relative, per_token)
+        shape = ops.shape(zeros)
+        if per_token:
+            if len(zeros.shape) < 3:
+                raise ValueError(
+                    "Argument `per_token=True` needs a layer output of shape "
+                    "(batch, tokens, features); the output of "
+                    f"{self.layer.name!r} has shape {tuple(zeros.shape)}."
+                )
+            zeros = ops.reshape(zeros, (-1, zeros.shape[-1]))
 
         def applied(delta):
+            if per_token:  # the rows back to tokens, a trajectory's axis kept
+                delta = ops.reshape(delta, tuple(delta.shape[:-2]) + tuple(shape))
             return delta if scale is None else delta * scale
 
         def forward_of_delta(delta):
@@ -254,12 +294,14 @@ class LayerPerturbation:
 
         return zeros, forward_of_delta, applied
 
-    def attack(self, attack_fn, forward, x, relative=False):
+    def attack(self, attack_fn, forward, x, relative=False, per_token=False):
         """The perturbation `attack_fn(forward_of_delta, zeros)` finds on `x`,
-        as applied (`prepare`): zero at masked positions, and with
-        `relative` scaled by each example's norm.
+        as applied (`prepare`): zero at masked positions, with `relative`
+        scaled by each example's norm, with `per_token` a budget per token.
         """
-        zeros, forward_of_delta, applied = self.prepare(forward, x, relative)
+        zeros, forward_of_delta, applied = self.prepare(
+            forward, x, relative, per_token
+        )
         return applied(attack_fn(forward_of_delta, zeros))
 
     def forward(self, forward, x, delta):

@@ -47,6 +47,8 @@ class MIM(Attack):
         True
     """
 
+    rowwise = True
+
     def __init__(
         self,
         epsilon: float,

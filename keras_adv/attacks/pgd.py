@@ -89,6 +89,10 @@ class PGD(Attack):
         epsilon = self.epsilon if epsilon is None else epsilon
         return 2.5 * epsilon / self.steps
 
+    @property
+    def rowwise(self):
+        return self.restarts == 1  # restarts keep each example's best
+
     def perturb_and_predict(self, forward, x, y, epsilon):
         # A subclass with its own `perturb` is another algorithm: run it.
         if self.random_start or type(self).perturb is not PGD.perturb:

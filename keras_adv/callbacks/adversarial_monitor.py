@@ -56,6 +56,9 @@ class AdversarialMonitor(keras.callbacks.Callback):
         relative_budget: with `perturb`, budgets are shares of each
             example's norm at the layer. Defaults to `None`: the
             `AdversarialModel`'s own setting, else `False` (absolute).
+        per_token: with `perturb`, each token of the layer's output gets
+            the budget (see `AdversarialModel`). Defaults to `None`: the
+            `AdversarialModel`'s own setting, else `False`.
 
     Examples:
 
@@ -81,6 +84,7 @@ class AdversarialMonitor(keras.callbacks.Callback):
         from_logits: bool | None = None,
         perturb: "str | keras.layers.Layer | None" = None,
         relative_budget: bool | None = None,
+        per_token: bool | None = None,
     ):
         super().__init__()
         self.probe = ProbeSet(
@@ -89,8 +93,10 @@ class AdversarialMonitor(keras.callbacks.Callback):
             batch_size,
             perturb=perturb,
             relative_budget=bool(relative_budget),
+            per_token=bool(per_token),
         )
         self.relative_budget = relative_budget
+        self.per_token = per_token
         self.attack = attack
         self.epsilon = validation.check_epsilon(epsilon)
         self.every = validation.check_positive(every, "every", integer=True)
@@ -135,6 +141,8 @@ class AdversarialMonitor(keras.callbacks.Callback):
             self.probe.perturb = own_layer.layer  # where the model is attacked
         if self.relative_budget is None and own_layer is not None:
             self.probe.relative_budget = model.relative_budget
+        if self.per_token is None and own_layer is not None:
+            self.probe.per_token = model.per_token
         attack = self.attack or own_attack(model)
         attack = attack or FGSM(self.epsilon, from_logits=from_logits)
         self.probe.check_range(attack.clip)

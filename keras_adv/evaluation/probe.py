@@ -84,6 +84,9 @@ class ProbeSet:
             Defaults to `None` (the inputs).
         relative_budget: with `perturb`, budgets are shares of each
             example's norm at the layer. Defaults to `False` (absolute).
+        per_token: with `perturb`, each token of the layer's output gets
+            the budget (see `AdversarialModel`); the norms measured stay per
+            example. Defaults to `False`.
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class ProbeSet:
         batch_size=256,
         perturb=None,
         relative_budget=False,
+        per_token=False,
     ):
         max_examples = validation.check_positive(
             max_examples, "max_examples", integer=True
@@ -109,6 +113,9 @@ class ProbeSet:
         self.perturb = perturb
         self.relative_budget = layer_perturbation.check_relative_budget(
             relative_budget, perturb is not None, perturb
+        )
+        self.per_token = layer_perturbation.check_per_token(
+            per_token, perturb is not None, perturb
         )
         if validation.is_float(self.x):  # token ids stay integers
             self.x = self.x.astype(keras.backend.floatx(), copy=False)
@@ -242,12 +249,17 @@ class ProbeSet:
             num_classes = model(self.x[:1], training=False).shape[-1]
             validation.check_labels(self.y, num_classes)
             per_model[key] = _compile(
-                model, attack, metrics, self.perturb, self.relative_budget
+                model,
+                attack,
+                metrics,
+                self.perturb,
+                self.relative_budget,
+                self.per_token,
             )
         return per_model[key]
 
 
-def _compile(model, attack, metrics, perturb=None, relative=False):
+def _compile(model, attack, metrics, perturb=None, relative=False, per_token=False):
     """One compiled call per batch: attack, clean and attacked outputs, metrics.
 
     With `perturb`, the attack runs at that layer's output, unclipped.
@@ -264,6 +276,7 @@ def _compile(model, attack, metrics, perturb=None, relative=False):
     site = None
     if perturb is not None:
         site = layer_perturbation.at(model, perturb)
+        layer_perturbation.check_per_token(per_token, True, perturb, [attack])
         attack = attack.clone(clip=None)  # a layer's outputs are unbounded
 
     def batch(x, y, epsilon):
@@ -272,10 +285,11 @@ def _compile(model, attack, metrics, perturb=None, relative=False):
             x_adv = ops.stop_gradient(x_adv)
             y_pred_adv = forward(x_adv)
         else:
-            zeros, at_layer, applied = site.prepare(forward, x, relative)
+            zeros, at_layer, applied = site.prepare(forward, x, relative, per_token)
             delta, y_pred = attack.perturb_and_predict(at_layer, zeros, y, epsilon)
             x_adv = ops.stop_gradient(applied(delta))
-            y_pred_adv, x = site.forward(forward, x, x_adv), zeros
+            # norms are measured per example, at the layer's shape
+            y_pred_adv, x = site.forward(forward, x, x_adv), ops.zeros_like(x_adv)
         values = {"x": x, "x_adv": x_adv, "y": y, "y_pred": ops.stop_gradient(y_pred)}
         values["y_pred_adv"] = y_pred_adv
         for metric, arguments in metrics:

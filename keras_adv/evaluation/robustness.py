@@ -197,6 +197,7 @@ def evaluate_robustness(
     seed: int | None = None,
     perturb: "str | keras.layers.Layer | None" = None,
     relative_budget: bool = False,
+    per_token: bool = False,
     verbose: int = 0,
     state_path: "str | os.PathLike | None" = None,
     cascade: bool | None = None,
@@ -238,6 +239,9 @@ def evaluate_robustness(
             `checks=False`. Defaults to `None` (the inputs).
         relative_budget: with `perturb`, each epsilon is a share of each
             example's norm at the layer. Defaults to `False` (absolute).
+        per_token: with `perturb`, each token of the layer's output gets
+            the budget instead of each example (see `AdversarialModel`);
+            for FGSM, PGD (`restarts=1`) and MIM. Defaults to `False`.
         verbose: 1 prints a line as each attack finishes each epsilon
             (robust accuracy, its place, time spent and left) and one before
             the sanity checks; 0 prints nothing. Defaults to 0.
@@ -303,6 +307,7 @@ def evaluate_robustness(
         batch_size=batch_size,
         perturb=perturb,
         relative_budget=relative_budget,
+        per_token=per_token,
     )
     for clip in {attack.clip for attack in named.values()}:  # at epsilon 0 too
         probe.check_range(clip)
@@ -313,6 +318,8 @@ def evaluate_robustness(
         identity = _identity(
             model, probe, named, epsilons, seed, perturb, relative_budget
         )
+        if per_token:  # only then: older state files keep their identity
+            identity["per_token"] = True
         identity["cascade"] = cascade
         state = EvaluationState(state_path, identity, len(probe))
     clean, correct = _correct_per_example(

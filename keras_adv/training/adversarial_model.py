@@ -53,6 +53,7 @@ _ADV_ARGS = (
     "evaluate_adversarial",
     "perturb",
     "relative_budget",
+    "per_token",
     "shared_pass",
     "log_clean",
     "awp_gamma",
@@ -111,6 +112,12 @@ class AdversarialModel(keras.Model):
             positions): `FGSM(0.1, norm="l2")` moves each sequence's
             embeddings by 10% of their norm, however large the model makes
             them. Defaults to `False` (absolute norms).
+        per_token: with `perturb` at a layer whose output is `(batch,
+            tokens, features)`, each token gets the budget (its own norm
+            over the features, e.g. `||delta_t||_2 <= eps` for every token
+            `t`) instead of each example over all its tokens. For attacks
+            that act on each row alone: FGSM, PGD with `restarts=1`, MIM.
+            Defaults to `False`.
         shared_pass: for FGSM with the mixed or madry objective, take the
             attack's input gradient from the clean backward pass (two passes
             per step instead of three) wherever that is exact; see
@@ -150,6 +157,7 @@ class AdversarialModel(keras.Model):
         evaluate_adversarial: bool = True,
         perturb: "str | int | list[str | int] | None" = None,
         relative_budget: bool = False,
+        per_token: bool = False,
         shared_pass: bool = True,
         log_clean: bool = True,
         awp_gamma: float = 0.0,
@@ -183,6 +191,9 @@ class AdversarialModel(keras.Model):
             model_wrapping.check_budget(attack)
         self.relative_budget = layer_perturbation.check_relative_budget(
             relative_budget, layer is not None, perturb
+        )
+        self.per_token = layer_perturbation.check_per_token(
+            per_token, layer is not None, perturb, [attack]
         )
         # At a layer, its spec as given ("embeddings") or the layer's name.
         self._layer_spec = (
@@ -635,10 +646,14 @@ class AdversarialModel(keras.Model):
         def run(fwd, start):
             if trajectory:
                 return attack.trajectory(fwd, start, targets, epsilon)
+            if self.per_token:  # rows are tokens, not examples: no batch check
+                return ops.stop_gradient(attack.perturb(fwd, start, targets, epsilon))
             return attack(fwd, start, targets, epsilon=epsilon, check_values=False)
 
         if self.layer_perturbation is not None:
-            return self.layer_perturbation.attack(run, forward, x, self.relative_budget)
+            return self.layer_perturbation.attack(
+                run, forward, x, self.relative_budget, self.per_token
+            )
         if trajectory and isinstance(x, (dict, list, tuple)):
             raise ValueError(
                 f"Objective {self.objective!r} perturbs a single input or a "
@@ -684,6 +699,7 @@ class AdversarialModel(keras.Model):
             "evaluate_adversarial": self.evaluate_adversarial,
             "perturb": self._layer_spec or self.inputs_to_perturb.names,
             "relative_budget": self.relative_budget,
+            "per_token": self.per_token,
             "shared_pass": self.shared_pass,
             "log_clean": self.log_clean,
             "awp_gamma": self.awp_gamma,

@@ -140,7 +140,9 @@ def train_step(model, data, alpha, scale=1.0):
 
     start, step_forward = x, forward
     if site is not None:  # the "input" is the perturbation at the layer
-        start, step_forward, _ = site.prepare(forward, x, model.relative_budget)
+        start, step_forward, _ = site.prepare(
+            forward, x, model.relative_budget, model.per_token
+        )
 
     def loss_fn(inputs, y_pred):
         loss = keras.Model.compute_loss(model, inputs, y, y_pred, sample_weight)
