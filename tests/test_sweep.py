@@ -6,6 +6,7 @@ import os
 import shutil
 
 import keras
+import numpy as np
 import pytest
 from conftest import assert_refused
 from conftest import end_session
@@ -18,7 +19,9 @@ from keras_adv.experiments import results_store
 from keras_adv.experiments.sweep import RESULTS
 from keras_adv.experiments.sweep import Shard
 from keras_adv.experiments.sweep import SweepSettings
+from keras_adv.experiments.sweep import backup_epoch
 from keras_adv.experiments.sweep import run_sweep
+from keras_adv.experiments.sweep import train_model
 
 TINY = dict(
     train_epsilons=(0.0, 0.1),
@@ -161,6 +164,54 @@ def test_an_interrupted_sweep_resumes_without_redoing_cells(tmp_path, serial):
     # the same cells as an uninterrupted sweep: pgd3's random starts in the
     # resumed cell do not depend on the cells run before it
     assert _sorted_cells(results) == _sorted_cells(serial[1])
+
+
+def _state(model):
+    """Weights, optimizer state (its step count too) and the attack's seed."""
+    variables = list(model.weights) + list(model.optimizer.variables)
+    return [keras.ops.convert_to_numpy(v).copy() for v in variables]
+
+
+def test_an_interrupted_training_resumes_after_its_last_epoch(tmp_path):
+    """A sweep's training backs up every epoch (Keras's BackupAndRestore):
+    killed in epoch 3 of 4, the rerun starts epoch 3 from the state epoch 2
+    ended with (weights, optimizer, attack seed), not from scratch."""
+    from keras_adv.experiments.data import load
+
+    data = load("digits", seed=0)
+    settings = SweepSettings(**{**TINY, "epochs": 4})
+    backup = str(tmp_path / "train_eps_0.1.keras.backup")
+    kept = {}
+
+    class KilledInEpochThree(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                kept["after two"] = _state(self.model)
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise Stop
+
+    with pytest.raises(Stop):
+        train_model(
+            settings, 0.1, data, callbacks=[KilledInEpochThree()], backup_dir=backup
+        )
+    assert backup_epoch(backup) == 2
+    epochs = []
+
+    class Watch(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            kept["resumed from"] = _state(self.model)
+
+        def on_epoch_begin(self, epoch, logs=None):
+            epochs.append(epoch)
+
+    _, record = train_model(settings, 0.1, data, callbacks=[Watch()], backup_dir=backup)
+    assert epochs == [2, 3]  # only the epochs not done
+    assert record["epochs"] == 4 and record["resumed_at_epoch"] == 2
+    for saved, restored in zip(kept["after two"], kept["resumed from"], strict=True):
+        np.testing.assert_array_equal(saved, restored)
+    assert backup_epoch(str(tmp_path / "none")) == 0
 
 
 @pytest.mark.slow

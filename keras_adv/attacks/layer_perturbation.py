@@ -299,9 +299,7 @@ class LayerPerturbation:
         as applied (`prepare`): zero at masked positions, with `relative`
         scaled by each example's norm, with `per_token` a budget per token.
         """
-        zeros, forward_of_delta, applied = self.prepare(
-            forward, x, relative, per_token
-        )
+        zeros, forward_of_delta, applied = self.prepare(forward, x, relative, per_token)
         return applied(attack_fn(forward_of_delta, zeros))
 
     def forward(self, forward, x, delta):

@@ -19,6 +19,7 @@ import glob
 import json
 import os
 import platform
+import shutil
 import time
 from importlib import metadata
 
@@ -202,6 +203,8 @@ def _remove_units(out_dir):
     for pattern in ("models/train_eps_*.keras", "units/train_eps_*.json"):
         for path in glob.glob(os.path.join(out_dir, pattern)):
             os.remove(path)
+    for path in glob.glob(os.path.join(out_dir, "models/train_eps_*.keras.backup")):
+        shutil.rmtree(path, ignore_errors=True)  # another sweep's epochs
 
 
 def _split_into_units(out_dir, results):
@@ -261,7 +264,7 @@ def _same(saved, wanted):
     return json.loads(json.dumps(saved)) == json.loads(json.dumps(wanted))
 
 
-def train_model(settings, eps, data, verbose=0, callbacks=()):
+def train_model(settings, eps, data, verbose=0, callbacks=(), backup_dir=None):
     """`settings.model` trained on `data` at budget `eps` (clean when 0),
     with the recipe of `settings` (`recipe`).
 
@@ -271,6 +274,15 @@ def train_model(settings, eps, data, verbose=0, callbacks=()):
     stopping, `early_stopping` (held-out robust accuracy of the last and the
     best epoch; the model holds the best epoch's weights). `callbacks` are
     added to `fit`'s (e.g. a `progress.Progress`).
+
+    With `backup_dir`, Keras's `BackupAndRestore` saves the weights, the
+    optimizer and the attack's random state there after every epoch (two
+    copies, so a crash while saving leaves the one before), and a call
+    that finds a backup resumes after its last epoch (`resumed_at_epoch`
+    in the record; later epochs see another shuffle than an uninterrupted
+    run). Not with robust early stopping, whose best weights live in
+    memory: that training starts over. The caller removes the backup once
+    the model is saved.
     """
     (x_train, y_train), (_, y_test) = data
     num_classes = int(max(y_train.max(), y_test.max())) + 1
@@ -299,6 +311,13 @@ def train_model(settings, eps, data, verbose=0, callbacks=()):
     if held_out is not None:
         stopping = recipe.early_stopping_callbacks(settings, eps, held_out, from_logits)
     callbacks = [*stopping, *callbacks]  # the monitor's logs first
+    resumed_at = 0
+    if backup_dir is not None and held_out is None:
+        resumed_at = backup_epoch(backup_dir)
+        backup = keras.callbacks.BackupAndRestore(
+            backup_dir, double_checkpoint=True, delete_checkpoint=False
+        )
+        callbacks = [backup, *callbacks]  # restores before the others begin
     if recipe.augmenting(settings):
         batches = recipe.AugmentedBatches(
             x_fit,
@@ -317,8 +336,10 @@ def train_model(settings, eps, data, verbose=0, callbacks=()):
     )
     record = {
         "seconds": time.perf_counter() - start,
-        "epochs": len(history.epoch),
+        "epochs": history.epoch[-1] + 1 if history.epoch else resumed_at,
     }
+    if resumed_at:
+        record["resumed_at_epoch"] = resumed_at
     stopping = recipe.early_stopping_record(history.history)
     if stopping is not None:
         record["early_stopping"] = stopping
@@ -657,6 +678,17 @@ def _model_path(out_dir, eps):
     return os.path.join(out_dir, "models", f"{results_store.unit_name(eps)}.keras")
 
 
+def backup_epoch(backup_dir):
+    """How many epochs the `BackupAndRestore` backup in `backup_dir` holds (0: none)."""
+    for name in ("training_metadata.json", "training_metadata.json.bkp"):
+        try:
+            with open(os.path.join(backup_dir, name)) as file:
+                return int(json.load(file)["epoch"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return 0
+
+
 def _saved_model(out_dir, eps, record=None):
     """The path of the model trained at `eps` by an earlier run, or None."""
     record = _unit(out_dir, eps) if record is None else record
@@ -672,10 +704,15 @@ def _trained_model(settings, eps, data, out_dir, record, verbose, callbacks, say
         say(f"train eps {eps:g} | model trained in an earlier run, loaded from {saved}")
         return keras.saving.load_model(saved)
     path = _model_path(out_dir, eps)
-    model, training = train_model(settings, eps, data, verbose, callbacks)
+    backup = f"{path}.backup"
+    done = backup_epoch(backup)
+    if done:
+        say(f"train eps {eps:g} | resuming its training after epoch {done} ({backup})")
+    model, training = train_model(settings, eps, data, verbose, callbacks, backup)
     # The folder's data record (identity of `data`, hashed once per sweep).
     trained_on = results_store.read(out_dir)["data"]
     results_store.save_model(model, path, trained_on=trained_on)
+    shutil.rmtree(backup, ignore_errors=True)  # saved: the epochs are kept
     record["training"] = {
         **training,
         "model": os.path.relpath(path, out_dir),
