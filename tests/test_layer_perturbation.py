@@ -211,7 +211,7 @@ def test_the_monitor_of_a_text_adversarial_model_attacks_where_it_trains():
     assert values["adv_perturbation_l2"] == pytest.approx(0.5, rel=1e-5)
 
 
-def test_evaluate_robustness_attacks_the_embeddings_and_refuses_the_checks():
+def test_evaluate_robustness_attacks_the_embeddings_and_checks_there():
     ids, y = batch()
     model = text_model()
     attacks = [PGD(0.1, norm="l2", steps=5, seed=0)]
@@ -221,12 +221,40 @@ def test_evaluate_robustness_attacks_the_embeddings_and_refuses_the_checks():
     )  # fmt: skip
     assert result.num_examples == 3
     assert result.worst_case[1] <= result.worst_case[0] <= result.clean_accuracy
-    with pytest.raises(ValueError, match="checks=False"):
-        evaluate_robustness(
-            model, (ids, y), epsilons=[0.1], attacks=attacks, perturb="embeddings"
-        )
     with pytest.raises(ValueError, match="perturb='embeddings'"):
         evaluate_robustness(model, (ids, y), epsilons=[0.1], attacks=attacks)
+    # The sanity checks run at the layer, all but the one that needs a clip.
+    checked = evaluate_robustness(
+        model, (ids, y), epsilons=[0.1, 5.0], attacks=attacks, perturb="embeddings",
+        seed=0,
+    )  # fmt: skip
+    names = [check.name for check in checked.checks]
+    assert names == [
+        "outputs_are_logits", "deterministic", "zero_gradients",
+        "accuracy_falls_with_epsilon", "iterative_beats_fgsm",
+        "more_iterations_change_little", "black_box_not_stronger",
+    ]  # fmt: skip
+    zero = checked.checks[2]
+    assert zero.passed and "'tokens' output gradient" in zero.message
+
+
+def test_the_zero_gradient_check_sees_a_mask_behind_the_embeddings():
+    """Gradients masked after the embedding: zero at the layer, as reported."""
+    from tests.conftest import GradientMask
+
+    keras.utils.set_random_seed(0)
+    ids_in = keras.Input((LENGTH,), dtype="int32")
+    embedded = keras.layers.Embedding(VOCAB, DIM, name="tokens")(ids_in)
+    pooled = keras.layers.GlobalAveragePooling1D()(GradientMask()(embedded))
+    model = keras.Model(ids_in, keras.layers.Dense(CLASSES)(pooled))
+    ids, y = batch()
+    with pytest.warns(Warning, match="zero"):
+        result = evaluate_robustness(
+            model, (ids, y), epsilons=[0.5], perturb="embeddings", seed=0,
+            attacks=[PGD(0.5, norm="l2", steps=3, seed=0)],
+        )  # fmt: skip
+    zero = next(c for c in result.checks if c.name == "zero_gradients")
+    assert not zero.passed and zero.evidence["zero_gradient_share"] == 1.0
 
 
 def tiny_bert_classifier():

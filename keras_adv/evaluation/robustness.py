@@ -234,9 +234,10 @@ def evaluate_robustness(
             models: `"embeddings"`, a layer name or a layer; see
             `keras_adv.attacks.layer_perturbation`): a sensitivity measure in
             embedding space, not a word-substitution attack. The budgets are
-            norms at that layer, nothing is clipped, and the sanity checks,
-            written for input-space attacks, are not run: pass
-            `checks=False`. Defaults to `None` (the inputs).
+            norms at that layer and nothing is clipped. The sanity checks
+            run there too (gradients at the layer, noise at the layer), all
+            but `chance_at_large_epsilon`: with no clip, no budget is known
+            to hold a constant output. Defaults to `None` (the inputs).
         relative_budget: with `perturb`, each epsilon is a share of each
             example's norm at the layer. Defaults to `False` (absolute).
         per_token: with `perturb`, each token of the layer's output gets
@@ -290,12 +291,6 @@ def evaluate_robustness(
     named = _named_attacks(attacks, epsilons, seed)
     tolerance = validation.check_epsilon(tolerance, "tolerance")
     batch_size = validation.check_positive(batch_size, "batch_size", integer=True)
-    if perturb is not None and checks:
-        raise ValueError(
-            "The sanity checks are written for input-space attacks (input "
-            "gradients, the input range, noise in the input space); with "
-            f"perturb={perturb!r} pass checks=False."
-        )
     if not isinstance(verbose, (int, np.integer)) or verbose not in (0, 1):
         raise ValueError(
             f"Argument `verbose` must be 0 or 1. Received: verbose={verbose!r}"

@@ -18,6 +18,7 @@ from keras import ops
 from keras_adv import backend
 from keras_adv import losses
 from keras_adv import norms
+from keras_adv.attacks import layer_perturbation
 from keras_adv.attacks.attack import Attack
 from keras_adv.attacks.fgsm import FGSM
 from keras_adv.attacks.names import WORST_CASE
@@ -67,11 +68,17 @@ def run_checks(
     """
     accuracy = {name: [c.mean() for c in cols] for name, cols in correct.items()}
     accuracy[WORST_CASE] = [w.mean() for w in worst]
+    # At a layer (`probe.perturb`) the attacks are unclipped, so no budget
+    # is known to hold a constant output: chance_at_large_epsilon does not run.
+    at_layer = probe.perturb is not None
+    large = []
+    if not at_layer:
+        large = [chance_at_large_epsilon(probe, model, attacks, tolerance)]
     return [
         outputs_are_logits(probe, model),
         deterministic(probe, model, attacks),
         zero_gradients(probe, model),
-        chance_at_large_epsilon(probe, model, attacks, tolerance),
+        *large,
         accuracy_falls_with_epsilon(accuracy, epsilons, tolerance),
         iterative_beats_fgsm(
             probe, model, clean, attacks, epsilons, accuracy, tolerance
@@ -143,25 +150,41 @@ def deterministic(
 
 
 def zero_gradients(probe: ProbeSet, model: keras.Model) -> Check:
-    """Exactly zero input gradients: nothing for a gradient attack to follow."""
+    """Exactly zero input gradients: nothing for a gradient attack to follow.
+
+    With `probe.perturb`, the gradient at that layer's output (where the
+    attacks start), over its unmasked positions.
+    """
+    site = None
+    if probe.perturb is not None:
+        site = layer_perturbation.at(model, probe.perturb)
+
+    def forward(inputs):
+        return model(inputs, training=False)
+
     zero = []
     for start in range(0, len(probe.x), probe.batch_size):
         x = ops.convert_to_tensor(probe.x[start : start + probe.batch_size])
         y = ops.convert_to_tensor(probe.y[start : start + probe.batch_size])
+        point, at = x, forward
+        if site is not None:
+            point, at, _ = site.prepare(forward, x, probe.relative_budget)
         _, grad = backend.value_and_input_grad(
-            lambda t, y=y: ops.sum(losses.crossentropy(y, model(t, training=False))),
-            x,
+            lambda t, y=y, at=at: ops.sum(losses.crossentropy(y, at(t))), point
         )
         largest = ops.convert_to_numpy(norms.lp_norm(grad, "linf"))
         zero.append(largest == 0)
     share = float(np.concatenate(zero).mean())
+    where = "input" if site is None else f"{site.layer.name!r} output"
     if share == 0:
-        return Check("zero_gradients", True, "Every example has a nonzero gradient.")
+        return Check(
+            "zero_gradients", True, f"Every example has a nonzero {where} gradient."
+        )
     return Check(
         "zero_gradients",
         False,
-        f"{share:.1%} of examples have an exactly zero input gradient of the loss "
-        "(masked or saturated gradients): gradient attacks cannot move them. "
+        f"{share:.1%} of examples have an exactly zero {where} gradient of the "
+        "loss (masked or saturated gradients): gradient attacks cannot move them. "
         "Trust the gradient-free attacks (Square) for these numbers.",
         {"zero_gradient_share": share},
     )
@@ -325,7 +348,10 @@ def more_iterations_change_little(
     drops, evidence = [], {"epsilon": eps, "significance": level}
     for name, attack in iterative.items():
         overrides = {"steps": 2 * attack.steps}
-        if getattr(attack, "random_start", False) and hasattr(attack, "restarts"):
+        restartable = getattr(attack, "random_start", False) and hasattr(
+            attack, "restarts"
+        )
+        if restartable and not getattr(probe, "per_token", False):  # one start each
             overrides["restarts"] = 2 * attack.restarts
         before = correct[name][column]
         after = probe.correct(model, attack.clone(**overrides), eps)
@@ -439,6 +465,9 @@ class _Noise(FGSM):
 
     def __init__(self, norm, clip, seed):
         super().__init__(1.0, norm=norm, clip=clip, seed=seed)
+
+    def get_config(self):
+        return {"norm": self.norm, "clip": self.clip, "seed": self.seed}
 
     def perturb(self, forward, x, y, epsilon):
         del forward, y
