@@ -6,7 +6,8 @@ minutes on two CPU cores). Each method trains the reference CNN on digits
 methods' epochs are interleaved, `--rounds` each, and the median epoch time
 is divided by the clean epoch's. Forward-backward passes per step, for
 comparison: clean 1, FGSM-mixed 2 (one shared), FGSM-RS / N-FGSM 2, PGD-7
-madry 8, TRADES (KL attack) and MART 9, FreeLB over PGD-3 6, regularized
+madry 8, TRADES (KL attack) and MART 9, FreeLB over PGD-3 3 (each shared)
+plus a clean forward, regularized
 (NSL's form, two-pass like FGSM-mixed) 2, GradAlign over FGSM 4 plus a
 double backward, PGD-7 madry with AWP 9.
 """

@@ -518,3 +518,76 @@ def test_per_token_is_refused_where_it_cannot_hold():
         )  # fmt: skip
         model.compile("sgd", CE)
         delta_of(model, ids, y)
+
+
+@pytest.mark.parametrize("per_token", [False, True])
+def test_freelb_in_k_passes_equals_the_general_step(per_token, monkeypatch):
+    """FreeLB's shared step (each pass gives the point's weight gradient and
+    the next ascent step, as in Zhu et al.'s Algorithm 1) trains exactly as
+    the general step, which takes the ascent and the weight gradients in
+    separate passes: same weights and logs after a few epochs of Adam, from
+    a random start."""
+    from keras_adv.training import two_pass_step
+
+    ran = []
+    step = two_pass_step.trajectory_train_step
+    monkeypatch.setattr(
+        two_pass_step,
+        "trajectory_train_step",
+        lambda *args: ran.append(1) or step(*args),  # traced or eager: >= once
+    )
+    ids, y = batch()
+    trained = []
+    for shared_pass in (True, False):
+        ran.clear()
+        inner = text_model()
+        model = AdversarialModel(
+            model=inner,
+            attack=PGD(0.4, norm="l2", steps=3, step_size=0.2, seed=3),
+            objective="freelb",
+            perturb="embeddings",
+            per_token=per_token,
+            shared_pass=shared_pass,
+        )
+        model.compile(keras.optimizers.Adam(0.05), CE, metrics=["accuracy"])
+        history = model.fit(ids, y, epochs=3, batch_size=3, verbose=0).history
+        trained.append(([numpy(w) for w in inner.weights], history))
+        assert bool(ran) == shared_pass  # the K-pass step ran, or did not
+    (shared, shared_logs), (general, general_logs) = trained
+    for a, b in zip(shared, general, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    for key in ("adv_loss", "clean_loss", "loss", "accuracy", "adv_accuracy"):
+        np.testing.assert_allclose(shared_logs[key], general_logs[key], rtol=1e-5)
+    assert not np.allclose(shared[0], text_model().weights[0])  # it trained
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "torch", reason="counts eager calls (traced elsewhere)"
+)
+def test_freelb_in_k_passes_takes_k_passes():
+    """K forward-backward passes for the update (plus the clean forward for
+    the logs), against 2K - 1 + K for the general step."""
+    ids, y = batch()
+    counts = {}
+    for shared_pass in (True, False):
+        inner = text_model()
+        calls = []
+        dense = inner.layers[-1]
+        original = dense.call
+
+        def counted(*args, _original=original, _calls=calls, **kwargs):
+            _calls.append(1)
+            return _original(*args, **kwargs)
+
+        dense.call = counted
+        model = AdversarialModel(
+            model=inner, attack=PGD(0.4, norm="l2", steps=4, seed=0),
+            objective="freelb", perturb="embeddings", shared_pass=shared_pass,
+        )  # fmt: skip
+        model.compile("sgd", CE)
+        model.train_on_batch(ids, y)
+        calls.clear()
+        model.train_on_batch(ids, y)
+        counts[shared_pass] = len(calls)
+    assert counts[True] == 1 + 4  # the clean forward, then K passes
+    assert counts[False] == 1 + 3 + 4  # clean, K - 1 ascent steps, K passes

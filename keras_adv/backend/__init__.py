@@ -28,6 +28,10 @@ on keras-adv classes (the layers above call down, not the other way):
 - `shared_pass_step(forward, weights, optimizer, x, loss_fn, adversarial,
   alpha, frozen=())`: the two-pass mixed-objective training step (see
   `tensorflow.py`), or `None` where a backend has none.
+- `trajectory_step(forward, weights, optimizer, start, loss_fn, ascend,
+  steps, frozen=())`: FreeLB's training step in `steps` passes, each giving
+  a point's weight gradient and input gradient together (see
+  `tensorflow.py`); the mean weight gradient is applied.
 - `weight_grads(loss_fn, variables, frozen=())`: `d loss_fn() / d
   variables`, constants; `loss_fn` reads the variables (and `frozen`, the
   others it reads) through a `keras.StatelessScope`, so whatever it assigns
@@ -100,6 +104,7 @@ if _BACKEND == "tensorflow":
     from keras_adv.backend.tensorflow import shift_weights_after_step
     from keras_adv.backend.tensorflow import shift_weights_before_step
     from keras_adv.backend.tensorflow import stateful_train_step
+    from keras_adv.backend.tensorflow import trajectory_step
     from keras_adv.backend.tensorflow import unscale_for_distribution
     from keras_adv.backend.tensorflow import value_and_input_grad
     from keras_adv.backend.tensorflow import weight_grads
@@ -114,6 +119,7 @@ elif _BACKEND == "jax":
     from keras_adv.backend.jax import shift_weights_after_step
     from keras_adv.backend.jax import shift_weights_before_step
     from keras_adv.backend.jax import stateful_train_step
+    from keras_adv.backend.jax import trajectory_step
     from keras_adv.backend.jax import unscale_for_distribution
     from keras_adv.backend.jax import value_and_input_grad
     from keras_adv.backend.jax import weight_grads
@@ -128,6 +134,7 @@ elif _BACKEND == "torch":
     from keras_adv.backend.torch import shift_weights_after_step
     from keras_adv.backend.torch import shift_weights_before_step
     from keras_adv.backend.torch import stateful_train_step
+    from keras_adv.backend.torch import trajectory_step
     from keras_adv.backend.torch import unscale_for_distribution
     from keras_adv.backend.torch import value_and_input_grad
     from keras_adv.backend.torch import weight_grads
@@ -148,6 +155,7 @@ __all__ = [
     "shift_weights_after_step",
     "shift_weights_before_step",
     "stateful_train_step",
+    "trajectory_step",
     "unscale_for_distribution",
     "value_and_input_grad",
     "weight_grads",

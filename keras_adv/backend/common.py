@@ -36,3 +36,14 @@ def mix_gradients(clean, adv, alpha):
     if clean is None or adv is None:
         return adv if clean is None else clean * (1.0 - alpha)
     return (1.0 - alpha) * clean + alpha * adv
+
+
+def mean_gradients(passes):
+    """The mean of several passes' gradient lists, weight by weight; `None`
+    where no pass used a weight (JAX and PyTorch; TensorFlow keeps an
+    embedding's gradient sparse, see its `trajectory_step`)."""
+    means = []
+    for grads in zip(*passes, strict=True):
+        used = [g for g in grads if g is not None]
+        means.append(sum(used) / len(grads) if used else None)
+    return means

@@ -3,6 +3,7 @@
 import jax
 import keras
 
+from keras_adv.backend.common import mean_gradients
 from keras_adv.backend.common import mix_gradients
 
 # Attacks with at most this many steps unroll them: XLA's CPU `while` loop is
@@ -179,3 +180,45 @@ def shared_pass_step(
     for variable, value in zip(optimizer_variables, optimizer_values, strict=True):
         variable.assign(value)
     return y_pred, y_pred_adv, clean, adv
+
+
+def trajectory_step(
+    forward, weights, optimizer, start, loss_fn, ascend, steps, frozen=()
+):
+    """FreeLB's step in `steps` passes; see `tensorflow.py` for the contract.
+
+    Runs inside `stateful_train_step`'s scope, as `shared_pass_step` does:
+    one `jax.value_and_grad` per point gives its input gradient and weight
+    gradient together.
+    """
+    fixed = [(v, v.value) for v in frozen]
+    fixed += [(v, v.value) for v in optimizer.variables]
+
+    def loss_of(values, inputs):
+        mapping = list(zip(weights, values, strict=True)) + fixed
+        with keras.StatelessScope(state_mapping=mapping):
+            y_pred = forward(inputs)
+            loss = loss_fn(inputs, y_pred)
+            scaled = optimizer.scale_loss(loss)
+        return scaled, (loss, y_pred)
+
+    values = [v.value for v in weights]
+    point, passes, losses = start, [], []
+    for t in range(steps):  # K is small and static: unrolled
+        (_, (loss, y_pred)), (grads, input_grad) = jax.value_and_grad(
+            loss_of, argnums=(0, 1), has_aux=True
+        )(values, point)
+        passes.append(grads)
+        losses.append(loss)
+        if t + 1 < steps:
+            point = jax.lax.stop_gradient(ascend(point, input_grad))
+    grads = mean_gradients(passes)
+    optimizer_variables = optimizer.variables
+    values, optimizer_values = optimizer.stateless_apply(
+        [v.value for v in optimizer_variables], grads, values
+    )
+    for variable, value in zip(weights, values, strict=True):
+        variable.assign(value)
+    for variable, value in zip(optimizer_variables, optimizer_values, strict=True):
+        variable.assign(value)
+    return y_pred, sum(losses) / steps

@@ -127,6 +127,66 @@ def shared_pass_step(
     return y_pred, y_pred_adv, clean, adv
 
 
+def trajectory_step(
+    forward, weights, optimizer, start, loss_fn, ascend, steps, frozen=()
+):
+    """FreeLB's step in `steps` passes: each gives the weight and input gradient.
+
+    Pass `t` differentiates the loss at `point_t` (`point_0 = start`) with
+    respect to the weights and the point together; `ascend(point_t, input
+    gradient)` gives `point_{t+1}`; the optimizer applies the mean of the
+    passes' weight gradients (an embedding's stays sparse, the passes'
+    slices scaled and concatenated, as TensorFlow's own gradient of the mean
+    loss gives it).
+
+    Args:
+        forward: `inputs -> y_pred`, the model in training mode.
+        weights: the trainable variables `forward` reads.
+        optimizer: the `keras.optimizers.Optimizer` that applies gradients.
+        start: the first point (one tensor).
+        loss_fn: `(inputs, y_pred) -> loss`, the compiled loss.
+        ascend: `(point, input_gradient) -> next point`.
+        steps: the number of passes, `K`.
+        frozen: the other variables `forward` reads (JAX).
+
+    Returns:
+        `(y_pred at the last point, mean loss over the points)`.
+    """
+    del frozen
+    point, passes, values = start, [], []
+    for t in range(steps):  # K is small and static: unrolled
+        with tf.GradientTape() as tape:
+            tape.watch(point)
+            y_pred = forward(point)
+            loss = loss_fn(point, y_pred)
+            scaled = optimizer.scale_loss(loss)
+        *grads, input_grad = tape.gradient(scaled, list(weights) + [point])
+        passes.append(grads)
+        values.append(loss)
+        if t + 1 < steps:
+            point = tf.stop_gradient(ascend(point, input_grad))
+    grads = [_mean(list(grads)) for grads in zip(*passes, strict=True)]
+    optimizer.apply_gradients(
+        [(g, w) for g, w in zip(grads, weights, strict=True) if g is not None]
+    )
+    return y_pred, tf.reduce_mean(tf.stack(values))
+
+
+def _mean(grads):
+    """The mean of one weight's gradients over the passes, sparse if they are."""
+    used = [g for g in grads if g is not None]
+    if not used:
+        return None
+    count = float(len(grads))
+    if all(isinstance(g, tf.IndexedSlices) for g in used):
+        return tf.IndexedSlices(
+            tf.concat([g.values / count for g in used], 0),
+            tf.concat([g.indices for g in used], 0),
+            used[0].dense_shape,
+        )
+    return tf.add_n([tf.convert_to_tensor(g) for g in used]) / count
+
+
 def _mix(clean, adv, alpha):
     """`mix_gradients` that keeps an embedding's gradient sparse.
 

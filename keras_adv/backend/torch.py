@@ -4,6 +4,7 @@ import keras
 import torch
 
 from keras_adv.backend.common import attack_before_step  # noqa: F401
+from keras_adv.backend.common import mean_gradients
 from keras_adv.backend.common import mix_gradients
 from keras_adv.backend.common import shift_weights_after_step  # noqa: F401
 from keras_adv.backend.common import shift_weights_before_step  # noqa: F401
@@ -107,3 +108,32 @@ def shared_pass_step(
     with torch.no_grad():
         optimizer.apply(list(grads), weights)
     return y_pred.detach(), y_pred_adv.detach(), clean.detach(), adv.detach()
+
+
+def trajectory_step(
+    forward, weights, optimizer, start, loss_fn, ascend, steps, frozen=()
+):
+    """FreeLB's step in `steps` passes; see `tensorflow.py` for the contract.
+
+    One `torch.autograd.grad` per point gives its input gradient and weight
+    gradient together.
+    """
+    del frozen
+    tensors = [v.value for v in weights]
+    point, passes, losses = torch.as_tensor(start).detach(), [], []
+    for t in range(steps):  # K is small: a Python loop, as eager torch runs
+        point = point.detach().requires_grad_(True)
+        y_pred = forward(point)
+        loss = loss_fn(point, y_pred)
+        *grads, input_grad = torch.autograd.grad(
+            optimizer.scale_loss(loss), tensors + [point], allow_unused=True
+        )
+        passes.append(grads)
+        losses.append(loss.detach())
+        if t + 1 < steps:
+            with torch.no_grad():
+                point = ascend(point.detach(), input_grad)
+    grads = mean_gradients(passes)
+    with torch.no_grad():
+        optimizer.apply(list(grads), weights)
+    return y_pred.detach(), sum(losses) / steps

@@ -425,6 +425,12 @@ class AdversarialModel(keras.Model):
                 args,
                 lambda data: two_pass_step.train_step(self, data, *weights),
             )
+        if two_pass_step.shared_trajectory(self, x):  # FreeLB in K passes
+            return backend.stateful_train_step(
+                self._trainer_state_variables,
+                args,
+                lambda data: two_pass_step.trajectory_train_step(self, data),
+            )
 
         def attack():
             y_pred = None

@@ -160,9 +160,12 @@ class FreeLB(Objective):
     random point: keep `random_start=True`). Usually on embeddings
     (`perturb="embeddings"`).
 
-    The update is the paper's; the cost is not yet: the ascent and the
-    weight gradients take separate passes here (`2K` forward-backward
-    passes per step where FreeLB's shared backward takes `K`).
+    The update is the paper's, and so is the cost where the gradients can
+    be shared (`shared_pass=True`, a plain crossentropy, no mode-dependent
+    layer or `attack_training=True`; see `two_pass_step.shared_trajectory`):
+    each of the `K` forward-backward passes gives the point's weight
+    gradient and the next ascent step. Elsewhere the ascent and the weight
+    gradients take separate passes (`2K - 1`).
     """
 
     needs_clean_loss = False

@@ -79,47 +79,121 @@ def _loss_from_logits(loss):
     return None
 
 
+def _gradients_shared(model, x):
+    """Whether the compiled loss's input gradient, in training mode, steers
+    the attack as its own does (so one backward pass can serve both).
+
+    When: the backend has the shared steps and `shared_pass` is on; no AWP
+    (Keras's step runs at perturbed weights); a single float input, or a
+    perturbation at a layer (its gradient comes from the same backward
+    pass); an untargeted attack with its default loss; a compiled loss that
+    is a plain crossentropy agreeing with the attack on `from_logits` (its
+    input gradient is the attack's, scaled by positive per-example weights,
+    which sign and L2 normalisation ignore); and the model the same in both
+    modes (`attack_training=True`, or no mode-dependent layer).
+    """
+    attack = model.attack
+    if backend.shared_pass_step is None or not model.shared_pass:
+        return False
+    if model.awp_gamma:
+        return False
+    if model.layer_perturbation is None:
+        if isinstance(x, (dict, list, tuple)) or not validation.is_float(x):
+            return False  # the general step explains that ids cannot be attacked
+    if not isinstance(attack, PGD) or attack.targeted or attack.loss is not None:
+        return False
+    from_logits = _loss_from_logits(model.loss)
+    if from_logits is None or attack.from_logits not in (None, from_logits):
+        return False
+    return bool(model.attack_training or _mode_independent(model))
+
+
 def shared_pass_weights(model, x):
     """`(alpha, scale)` if the two-pass step is exact for `model`, else None.
 
     The objective's loss is `scale * ((1 - alpha) * L(x) + alpha * L(x_adv))`
     (`Mixed`: scale 1; `Regularized(m)`: scale `1 + m`).
 
-    Exact when: the backend has the step; a single input tensor (any inputs
-    when the perturbation is at a layer: its gradient comes from the same
-    clean backward pass, taken at a zero perturbation there); the objective
-    weighs the clean and adversarial losses linearly (`Mixed`, madry and
-    `Regularized`); the attack is one untargeted gradient step
-    from `x` with the default loss (FGSM without random start); the compiled
-    loss is a plain crossentropy that agrees on `from_logits` (its input
-    gradient is the attack's, scaled by positive per-example weights, which
-    sign and L2 normalisation ignore); and the clean pass and the attack see
-    the same model (`attack_training=True`, or no mode-dependent layer).
+    Exact when the gradients can be shared (`_gradients_shared`), the
+    objective weighs the clean and adversarial losses linearly (`Mixed`,
+    madry and `Regularized`), and the attack is one gradient step from `x`
+    (FGSM without random start).
     """
-    attack = model.attack
-    if backend.shared_pass_step is None or not model.shared_pass:
-        return None
-    if model.awp_gamma:  # Keras's step runs at the perturbed weights
-        return None
     weights = model.objective.loss_weights
     if weights is None or sum(weights) <= 0:
         return None
-    if model.layer_perturbation is None:
-        if isinstance(x, (dict, list, tuple)):
-            return None
-        if not validation.is_float(x):
-            return None  # the general step explains that ids cannot be attacked
+    attack = model.attack
     if not isinstance(attack, PGD) or attack.steps != 1 or attack.random_start:
         return None
-    if attack.targeted or attack.loss is not None:
-        return None
-    from_logits = _loss_from_logits(model.loss)
-    if from_logits is None or attack.from_logits not in (None, from_logits):
-        return None
-    if not (model.attack_training or _mode_independent(model)):
+    if not _gradients_shared(model, x):
         return None
     scale = float(sum(weights))
     return weights[1] / scale, scale
+
+
+def shared_trajectory(model, x):
+    """Whether FreeLB's step can take `K` passes instead of `2K`.
+
+    The FreeLB objective with its PGD attack, where the gradients can be
+    shared (`_gradients_shared`): the backward pass at each ascent point
+    gives both the weight gradient FreeLB averages and the input gradient
+    of the next ascent step, as in Zhu et al.'s Algorithm 1.
+    """
+    return bool(
+        model.objective.uses_trajectory
+        and backend.trajectory_step is not None
+        and _gradients_shared(model, x)
+    )
+
+
+def trajectory_train_step(model, data):
+    """Keras's `train_step` contract for FreeLB in `K` passes.
+
+    The clean forward pass runs for the logs (`clean_loss`, the compiled
+    metrics), without a backward pass; then `K` passes along the attack's
+    ascent points, from its start (a random one with `random_start`), each
+    giving the point's weight gradient and the next point; their mean
+    weight gradient is applied. The same update as the general step (tested
+    equal), at about half its passes.
+    """
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    site = model.layer_perturbation
+    attack = model.attack if site is None else model._training_attack()  # no clip
+    epsilon = attack.epsilon * ops.cast(model.epsilon_scale, "float32")
+
+    def forward(inputs):
+        return model._forward(inputs, training=True)
+
+    y_pred = ops.stop_gradient(forward(x))
+    clean = keras.Model.compute_loss(model, x, y, y_pred, sample_weight)
+    center, step_forward = x, forward
+    if site is not None:  # the "input" is the perturbation at the layer
+        center, step_forward, _ = site.prepare(
+            forward, x, model.relative_budget, model.per_token
+        )
+    start = center
+    if attack.random_start:
+        start = attack.random_start_points(center, epsilon)[0]
+
+    def loss_fn(inputs, outputs):
+        return keras.Model.compute_loss(model, inputs, y, outputs, sample_weight)
+
+    def ascend(point, input_grad):
+        return attack.ascent_step(center, point, input_grad, epsilon)
+
+    y_pred_adv, adv = backend.trajectory_step(
+        step_forward,
+        model.trainable_variables,
+        model.optimizer,
+        start,
+        loss_fn,
+        ascend,
+        attack.steps,
+        frozen=model.non_trainable_variables,
+    )
+    model.record_losses(x, clean, adv, model.objective.combine(clean, adv, None, None))
+    model.record_adversarial_metrics(y, y_pred_adv, sample_weight)
+    return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
 
 def train_step(model, data, alpha, scale=1.0):
