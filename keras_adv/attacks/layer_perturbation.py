@@ -202,12 +202,13 @@ class LayerPerturbation:
 
     @contextlib.contextmanager
     def applied(self, delta):
-        """The layer adds `delta` to its output inside the block."""
-        self._delta = delta
+        """The layer adds `delta` to its output inside the block (blocks nest:
+        an inner one's delta holds inside it, the outer one's again after)."""
+        previous, self._delta = self._delta, delta
         try:
             yield
         finally:
-            self._delta = None
+            self._delta = previous
 
     def start(self, forward, x, relative=False, per_token=False):
         """`(zeros, scale)` for the layer's output on `x`.

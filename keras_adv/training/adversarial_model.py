@@ -228,13 +228,6 @@ class AdversarialModel(keras.Model):
                 f"layer's output) and log_clean=True. Received: perturb={perturb!r}, "
                 f"log_clean={log_clean!r}"
             )
-        if not log_clean and layer is not None:
-            raise ValueError(
-                "Argument `log_clean=False` trains on the adversarial batch "
-                "alone, which a perturbation at a layer does not give (the "
-                f"inputs stay the same). Received: perturb={perturb!r}, "
-                "log_clean=False"
-            )
         self.log_clean = log_clean
         if validation.check_epsilon(awp_gamma, "awp_gamma") >= 1.0:
             raise ValueError(
@@ -526,6 +519,14 @@ class AdversarialModel(keras.Model):
             args,
             lambda: self.adversarial_examples(x, y),
         )
+        if self.layer_perturbation is not None:
+            # The inputs stay; the layer adds the perturbation in Keras's step.
+            data = keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
+            with (
+                self.layer_perturbation.applied(x_adv),
+                self._in_step(StepMode(adversarial_only=True)),
+            ):
+                return self._keras_step((*args[:-1], data), x, x_adv, y, sample_weight)
         data = keras.utils.pack_x_y_sample_weight(x_adv, y, sample_weight)
         with self._in_step(StepMode(adversarial_only=True)):
             return self._keras_step((*args[:-1], data), x, x_adv, y, sample_weight)
