@@ -145,21 +145,28 @@ def main():
             "two-pass step": keras_adv_epoch(ids, y),
             "general step": keras_adv_epoch(ids, y, shared_pass=False),
         }
+    race(
+        epochs,
+        args.rounds,
+        f"{EXAMPLES} sequences of {LENGTH}, batch {BATCH}, FGM L2 eps {EPS} on "
+        f"embeddings, mixed; {keras.backend.backend()}",
+    )
+
+
+def race(epochs, rounds, title):
+    """Runs `{name: epoch}` alternately, `rounds` each after a tracing epoch,
+    and prints each median (against the last one's) and every time."""
     last = list(epochs)[-1]
     times = {name: [] for name in epochs}
     for epoch in epochs.values():
         epoch()  # traces
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         for name, epoch in epochs.items():
             start = time.perf_counter()
             epoch()
             times[name].append(time.perf_counter() - start)
     medians = {name: statistics.median(t) for name, t in times.items()}
-    print(
-        f"{EXAMPLES} sequences of {LENGTH}, batch {BATCH}, FGM L2 eps {EPS} on "
-        f"embeddings, mixed; {keras.backend.backend()}; median of "
-        f"{args.rounds} alternating epochs"
-    )
+    print(f"{title}; median of {rounds} alternating epochs")
     for name, seconds in medians.items():
         ratio = seconds / medians[last]
         print(f"{name:22} {seconds:6.2f} s  {ratio:.2f}x  ", end="")

@@ -13,9 +13,7 @@ each per round, after a warm-up epoch each; medians are reported.
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -25,6 +23,7 @@ from embedding_fgm_speed import EXAMPLES  # noqa: E402
 from embedding_fgm_speed import LENGTH  # noqa: E402
 from embedding_fgm_speed import data  # noqa: E402
 from embedding_fgm_speed import pieces  # noqa: E402
+from embedding_fgm_speed import race  # noqa: E402
 
 
 def freelb_epoch(ids, y, steps, shared_pass):
@@ -60,25 +59,12 @@ def main():
         "K passes (shared)": freelb_epoch(ids, y, args.steps, True),
         "2K passes (general)": freelb_epoch(ids, y, args.steps, False),
     }
-    times = {name: [] for name in epochs}
-    for epoch in epochs.values():
-        epoch()  # traces
-    for _ in range(args.rounds):
-        for name, epoch in epochs.items():
-            start = time.perf_counter()
-            epoch()
-            times[name].append(time.perf_counter() - start)
-    medians = {name: statistics.median(t) for name, t in times.items()}
-    last = list(epochs)[-1]
-    print(
+    race(
+        epochs,
+        args.rounds,
         f"{EXAMPLES} sequences of {LENGTH}, batch {BATCH}, FreeLB K={args.steps} "
-        f"L2 eps 1.0 on embeddings; {keras.backend.backend()}; median of "
-        f"{args.rounds} alternating epochs"
+        f"L2 eps 1.0 on embeddings; {keras.backend.backend()}",
     )
-    for name, seconds in medians.items():
-        ratio = seconds / medians[last]
-        print(f"{name:22} {seconds:6.2f} s  {ratio:.2f}x  ", end="")
-        print(" ".join(f"{t:.2f}" for t in times[name]))
 
 
 if __name__ == "__main__":

@@ -144,17 +144,7 @@ def shared_pass_step(
     from the state. One `jax.value_and_grad` of the clean loss gives the
     input gradient (for the attack) and the clean weight gradient together.
     """
-    fixed = [(v, v.value) for v in frozen]
-    fixed += [(v, v.value) for v in optimizer.variables]
-
-    def loss_of(values, inputs):
-        mapping = list(zip(weights, values, strict=True)) + fixed
-        with keras.StatelessScope(state_mapping=mapping):
-            y_pred = forward(inputs)
-            loss = loss_fn(inputs, y_pred)
-            scaled = optimizer.scale_loss(loss)
-        return scaled, (loss, y_pred)
-
+    loss_of = _stateless_loss(forward, weights, optimizer, loss_fn, frozen)
     values = [v.value for v in weights]
     argnums = (0, 1) if alpha < 1 else 1
     (_, (clean, y_pred)), clean_grads = jax.value_and_grad(
@@ -169,28 +159,14 @@ def shared_pass_step(
         grads = [
             mix_gradients(c, a, alpha) for c, a in zip(clean_grads, grads, strict=True)
         ]
-    # `stateless_apply`, not `apply`: LossScaleOptimizer's `apply` assigns
-    # inside a `cond`, which would leak tracers here.
-    optimizer_variables = optimizer.variables
-    values, optimizer_values = optimizer.stateless_apply(
-        [v.value for v in optimizer_variables], grads, values
-    )
-    for variable, value in zip(weights, values, strict=True):
-        variable.assign(value)
-    for variable, value in zip(optimizer_variables, optimizer_values, strict=True):
-        variable.assign(value)
+    _apply(optimizer, weights, grads, values)
     return y_pred, y_pred_adv, clean, adv
 
 
-def trajectory_step(
-    forward, weights, optimizer, start, loss_fn, ascend, steps, frozen=()
-):
-    """FreeLB's step in `steps` passes; see `tensorflow.py` for the contract.
-
-    Runs inside `stateful_train_step`'s scope, as `shared_pass_step` does:
-    one `jax.value_and_grad` per point gives its input gradient and weight
-    gradient together.
-    """
+def _stateless_loss(forward, weights, optimizer, loss_fn, frozen):
+    """`(weight values, inputs) -> (scaled loss, (loss, y_pred))` for
+    `jax.value_and_grad`: the weights read the values given, the other
+    variables (`frozen`, the optimizer's) their current ones."""
     fixed = [(v, v.value) for v in frozen]
     fixed += [(v, v.value) for v in optimizer.variables]
 
@@ -202,6 +178,35 @@ def trajectory_step(
             scaled = optimizer.scale_loss(loss)
         return scaled, (loss, y_pred)
 
+    return loss_of
+
+
+def _apply(optimizer, weights, grads, values):
+    """Applies `grads` to the weights (now at `values`) and assigns the results.
+
+    `stateless_apply`, not `apply`: LossScaleOptimizer's `apply` assigns
+    inside a `cond`, which would leak tracers here.
+    """
+    optimizer_variables = optimizer.variables
+    values, optimizer_values = optimizer.stateless_apply(
+        [v.value for v in optimizer_variables], grads, values
+    )
+    for variable, value in zip(weights, values, strict=True):
+        variable.assign(value)
+    for variable, value in zip(optimizer_variables, optimizer_values, strict=True):
+        variable.assign(value)
+
+
+def trajectory_step(
+    forward, weights, optimizer, start, loss_fn, ascend, steps, frozen=()
+):
+    """FreeLB's step in `steps` passes; see `tensorflow.py` for the contract.
+
+    Runs inside `stateful_train_step`'s scope, as `shared_pass_step` does:
+    one `jax.value_and_grad` per point gives its input gradient and weight
+    gradient together.
+    """
+    loss_of = _stateless_loss(forward, weights, optimizer, loss_fn, frozen)
     values = [v.value for v in weights]
     point, passes, losses = start, [], []
     for t in range(steps):  # K is small and static: unrolled
@@ -212,13 +217,5 @@ def trajectory_step(
         losses.append(loss)
         if t + 1 < steps:
             point = jax.lax.stop_gradient(ascend(point, input_grad))
-    grads = mean_gradients(passes)
-    optimizer_variables = optimizer.variables
-    values, optimizer_values = optimizer.stateless_apply(
-        [v.value for v in optimizer_variables], grads, values
-    )
-    for variable, value in zip(weights, values, strict=True):
-        variable.assign(value)
-    for variable, value in zip(optimizer_variables, optimizer_values, strict=True):
-        variable.assign(value)
+    _apply(optimizer, weights, mean_gradients(passes), values)
     return y_pred, sum(losses) / steps

@@ -157,20 +157,10 @@ def trajectory_train_step(model, data):
     equal), at about half its passes.
     """
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-    site = model.layer_perturbation
-    attack = model.attack if site is None else model._training_attack()  # no clip
-    epsilon = attack.epsilon * ops.cast(model.epsilon_scale, "float32")
-
-    def forward(inputs):
-        return model._forward(inputs, training=True)
-
+    attack, epsilon, forward = _step_parts(model)
     y_pred = ops.stop_gradient(forward(x))
     clean = keras.Model.compute_loss(model, x, y, y_pred, sample_weight)
-    center, step_forward = x, forward
-    if site is not None:  # the "input" is the perturbation at the layer
-        center, step_forward, _ = site.prepare(
-            forward, x, model.relative_budget, model.per_token
-        )
+    center, step_forward = _attacked(model, x, forward)
     start = center
     if attack.random_start:
         start = attack.random_start_points(center, epsilon)[0]
@@ -196,6 +186,30 @@ def trajectory_train_step(model, data):
     return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
 
+def _step_parts(model):
+    """`(attack, epsilon, forward)` of a shared step: the training attack
+    (unclipped at a layer), its scheduled budget, the model in training mode."""
+    site = model.layer_perturbation
+    attack = model.attack if site is None else model._training_attack()
+    epsilon = attack.epsilon * ops.cast(model.epsilon_scale, "float32")
+
+    def forward(inputs):
+        return model._forward(inputs, training=True)
+
+    return attack, epsilon, forward
+
+
+def _attacked(model, x, forward):
+    """`(start, forward of it)`: `x` itself, or at a layer the zero
+    perturbation there and the model with it added (`prepare`)."""
+    site = model.layer_perturbation
+    if site is None:
+        return x, forward
+    relative, per_token = model.relative_budget, model.per_token
+    start, at_layer, _ = site.prepare(forward, x, relative, per_token)
+    return start, at_layer
+
+
 def train_step(model, data, alpha, scale=1.0):
     """Keras's `train_step` contract (metrics dict) for the two-pass step.
 
@@ -205,18 +219,8 @@ def train_step(model, data, alpha, scale=1.0):
     constant gives the same FGSM step).
     """
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-    site = model.layer_perturbation
-    attack = model.attack if site is None else model._training_attack()  # no clip
-    epsilon = attack.epsilon * ops.cast(model.epsilon_scale, "float32")
-
-    def forward(inputs):
-        return model._forward(inputs, training=True)
-
-    start, step_forward = x, forward
-    if site is not None:  # the "input" is the perturbation at the layer
-        start, step_forward, _ = site.prepare(
-            forward, x, model.relative_budget, model.per_token
-        )
+    attack, epsilon, forward = _step_parts(model)
+    start, step_forward = _attacked(model, x, forward)
 
     def loss_fn(inputs, y_pred):
         loss = keras.Model.compute_loss(model, inputs, y, y_pred, sample_weight)
