@@ -69,15 +69,28 @@ def normalize_grad(grad, norm):
     if norm == "linf":
         return ops.sign(grad)
     if norm == "l1":
-        flat, size = flatten(ops.abs(grad))
+        _, size = flatten(grad)
         keep = max(1, int(round(size * (1.0 - L1_PERCENTILE / 100.0))))
-        threshold = ops.take(ops.sort(flat, axis=-1), size - keep, axis=-1)
-        chosen = ops.cast(flat >= ops.expand_dims(threshold, -1), grad.dtype)
-        chosen = chosen * ops.cast(flat > 0, grad.dtype)  # a zero gradient: no step
-        count = ops.maximum(ops.sum(chosen, axis=-1, keepdims=True), 1.0)
-        return ops.sign(grad) * ops.reshape(chosen / count, ops.shape(grad))
+        return sign_of_largest(grad, size - keep)
     length = ops.maximum(lp_norm(grad, "l2"), _TINY)
     return grad / _per_example(length, grad)
+
+
+def sign_of_largest(grad, rank):
+    """`sign(g)` on the coordinates whose `|g|` reaches the value at `rank` of
+    the example's sorted `|g|` (ascending), divided by how many of them have
+    a nonzero gradient: a sparse direction of L1 norm 1 (0 for a zero `g`).
+
+    `rank` is an int, or an int tensor `(batch,)` (one rank per example).
+    """
+    flat, _ = flatten(ops.abs(grad))
+    rank = ops.reshape(ops.convert_to_tensor(rank, "int32"), (-1, 1))
+    rank = ops.broadcast_to(rank, (ops.shape(flat)[0], 1))
+    threshold = ops.take_along_axis(ops.sort(flat, axis=-1), rank, axis=-1)
+    chosen = ops.cast(flat >= threshold, grad.dtype)
+    chosen = chosen * ops.cast(flat > 0, grad.dtype)  # a zero gradient: no step
+    count = ops.maximum(ops.sum(chosen, axis=-1, keepdims=True), 1.0)
+    return ops.sign(grad) * ops.reshape(chosen / count, ops.shape(grad))
 
 
 def project_to_ball(delta, epsilon, norm):

@@ -288,18 +288,12 @@ def sparse_direction(grad, share):
     """L1-APGD's step direction: `sign(g)` on the top `share` of `|g|`, L1 norm 1.
 
     Per example, the coordinates whose `|g|` is at or above the value at
-    rank `(1 - share) * d` of the sorted `|g|` (of `d` coordinates); divided
-    by how many of them have a nonzero gradient.
+    rank `(1 - share) * d` of the sorted `|g|` (of `d` coordinates)
+    (`norms.sign_of_largest`).
     """
-    flat, size = norms.flatten(ops.abs(grad))
+    _, size = norms.flatten(grad)
     rank = ops.clip(ops.floor((1.0 - share) * size), 0, size - 1)
-    threshold = ops.take_along_axis(
-        ops.sort(flat, axis=-1), ops.cast(rank, "int32")[:, None], axis=-1
-    )
-    chosen = ops.cast(flat >= threshold, grad.dtype) * ops.cast(flat > 0, grad.dtype)
-    count = ops.sum(chosen, axis=-1, keepdims=True)
-    direction = chosen / (count + 1e-10)
-    return ops.sign(grad) * ops.reshape(direction, ops.shape(grad))
+    return norms.sign_of_largest(grad, ops.cast(rank, "int32"))
 
 
 def keep_better(best, new):

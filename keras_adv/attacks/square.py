@@ -9,6 +9,7 @@ from keras import random
 
 from keras_adv import argument_validation as validation
 from keras_adv import losses
+from keras_adv import norms
 from keras_adv.attacks.apgd import succeeded
 from keras_adv.attacks.attack import Attack
 
@@ -323,8 +324,8 @@ def _pattern(a, b, side, size):
 
 
 def _l2(delta):
-    """Per-example L2 norm of `(batch, h, w, c)` tensors, shaped `(batch, 1, 1, 1)`."""
-    return ops.sqrt(ops.sum(delta**2, axis=(1, 2, 3), keepdims=True))
+    """`norms.lp_norm(delta, "l2")`, shaped `(batch, 1, 1, 1)` for images."""
+    return ops.reshape(norms.lp_norm(delta, "l2"), (-1, 1, 1, 1))
 
 
 def _per_block(values, side, offset, grid):

@@ -132,18 +132,14 @@ def shared_pass_weights(model, x):
 
 
 def shared_trajectory(model, x):
-    """Whether FreeLB's step can take `K` passes instead of `2K`.
+    """Whether FreeLB's step can take `K` passes instead of `2K - 1`.
 
     The FreeLB objective with its PGD attack, where the gradients can be
     shared (`_gradients_shared`): the backward pass at each ascent point
     gives both the weight gradient FreeLB averages and the input gradient
     of the next ascent step, as in Zhu et al.'s Algorithm 1.
     """
-    return bool(
-        model.objective.uses_trajectory
-        and backend.trajectory_step is not None
-        and _gradients_shared(model, x)
-    )
+    return bool(model.objective.uses_trajectory and _gradients_shared(model, x))
 
 
 def trajectory_train_step(model, data):
