@@ -103,19 +103,26 @@ def linear(seed=0, classes=3, features=10):
     return model, layer.get_weights()[0]
 
 
-def test_on_a_linear_model_it_finds_the_smallest_perturbation():
-    model, weights = linear()
+def smallest_steps(weights, dual_order):
+    """Inputs near the middle of [0, 1], their predicted labels, and the
+    smallest step to another class of the linear model: the logit gap over
+    the dual norm (`dual_order`: 1 for L-inf steps, 2 for L2) of the
+    difference of the two weight columns."""
     rng = np.random.default_rng(1)
     x = rng.uniform(0.45, 0.55, (32, 10)).astype("float32")
     logits = x @ weights
     y = logits.argmax(1)
-    # the smallest L-inf step to any other class k: the logit gap over the
-    # L1 norm of the difference of the two weight columns
-    rows = np.arange(32)
-    gaps = logits[rows, y][:, None] - logits  # (32, 3), 0 at the true class
-    spans = np.abs(weights.T[y][:, None, :] - weights.T[None]).sum(-1)  # (32, 3)
+    gaps = logits[np.arange(32), y][:, None] - logits  # (32, 3), 0 at the true class
+    differences = weights.T[y][:, None, :] - weights.T[None]
+    spans = np.linalg.norm(differences, ord=dual_order, axis=-1)  # (32, 3)
     true = np.arange(3)[None] == y[:, None]
     smallest = np.where(true, np.inf, gaps / np.where(true, 1.0, spans)).min(1)
+    return x, y, smallest
+
+
+def test_on_a_linear_model_it_finds_the_smallest_perturbation():
+    model, weights = linear()
+    x, y, smallest = smallest_steps(weights, 1)
     inside = smallest < 0.4  # reachable without touching [0, 1]'s edges
     assert inside.sum() > 10
     broken = FABT(1.0, steps=20).generate(model, x, y)
@@ -137,15 +144,7 @@ def test_on_a_linear_model_it_finds_the_smallest_perturbation():
 
 def test_on_a_linear_model_the_l2_version_finds_the_smallest_l2_perturbation():
     model, weights = linear()
-    rng = np.random.default_rng(1)
-    x = rng.uniform(0.45, 0.55, (32, 10)).astype("float32")
-    logits = x @ weights
-    y = logits.argmax(1)
-    rows = np.arange(32)
-    gaps = logits[rows, y][:, None] - logits
-    spans = np.linalg.norm(weights.T[y][:, None, :] - weights.T[None], axis=-1)
-    true = np.arange(3)[None] == y[:, None]
-    smallest = np.where(true, np.inf, gaps / np.where(true, 1.0, spans)).min(1)
+    x, y, smallest = smallest_steps(weights, 2)
     # the minimal step is along a weight difference: it stays in [0, 1]
     # when its L2 size is below 0.45 (no coordinate moves further)
     inside = smallest < 0.4
