@@ -61,7 +61,9 @@ def pieces(seed=0):
     return embedding, body, keras.Model(ids, body(embedding(ids)))
 
 
-def keras_adv_epoch(ids, y, shared_pass=True):
+def keras_adv_epoch(ids, y, shared_pass=True, attack=None, objective="mixed"):
+    """One `fit` epoch of `AdversarialModel` at the embeddings: FGM at `EPS`
+    with the mixed objective unless `attack` and `objective` say otherwise."""
     import keras
 
     from keras_adv import FGSM
@@ -70,7 +72,8 @@ def keras_adv_epoch(ids, y, shared_pass=True):
     _, _, model = pieces()
     adv = AdversarialModel(
         model=model,
-        attack=FGSM(EPS, norm="l2"),
+        attack=attack or FGSM(EPS, norm="l2"),
+        objective=objective,
         perturb="embeddings",
         shared_pass=shared_pass,
     )

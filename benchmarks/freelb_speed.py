@@ -22,29 +22,15 @@ from embedding_fgm_speed import BATCH  # noqa: E402
 from embedding_fgm_speed import EXAMPLES  # noqa: E402
 from embedding_fgm_speed import LENGTH  # noqa: E402
 from embedding_fgm_speed import data  # noqa: E402
-from embedding_fgm_speed import pieces  # noqa: E402
+from embedding_fgm_speed import keras_adv_epoch  # noqa: E402
 from embedding_fgm_speed import race  # noqa: E402
 
 
 def freelb_epoch(ids, y, steps, shared_pass):
-    import keras
-
     from keras_adv import PGD
-    from keras_adv import AdversarialModel
 
-    _, _, model = pieces()
-    adv = AdversarialModel(
-        model=model,
-        attack=PGD(1.0, norm="l2", steps=steps, seed=0),
-        objective="freelb",
-        perturb="embeddings",
-        shared_pass=shared_pass,
-    )
-    adv.compile(
-        keras.optimizers.Adam(1e-3),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
-    return lambda: adv.fit(ids, y, batch_size=BATCH, epochs=1, verbose=0)
+    attack = PGD(1.0, norm="l2", steps=steps, seed=0)
+    return keras_adv_epoch(ids, y, shared_pass, attack, objective="freelb")
 
 
 def main():
